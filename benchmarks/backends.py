@@ -1,0 +1,98 @@
+"""The runner's view of each framework: build a model, train, evaluate, describe.
+
+Each backend imports its framework only when it is constructed, so
+``--framework torch`` never loads JAX and ``--framework jax`` never loads
+PyTorch. Both expose the same small surface, which the runner uses blindly.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+
+from benchmarks.environment import cpu_name
+from benchmarks.registry import ModelSpec, import_object
+
+
+def _versions(*packages: str) -> dict:
+    out = {}
+    for name in packages:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+class JaxBackend:
+    name, label = "jax", "JAX/Flax"
+
+    def __init__(self):
+        import jax
+        from flax import nnx
+
+        from jax_impl import train
+
+        self.jax, self.nnx, self.train = jax, nnx, train
+
+    def has_gpu(self) -> bool:
+        return self.jax.default_backend() in ("gpu", "cuda", "rocm")
+
+    def device(self) -> str:
+        dev = self.jax.devices()[0]
+        return f"cpu: {cpu_name()}" if dev.platform == "cpu" else f"{dev.platform}: {dev.device_kind}"
+
+    def environment(self) -> dict:
+        return {
+            "versions": _versions("jax", "jaxlib", "flax", "optax"),
+            "device": self.device(),
+            "device_count": self.jax.device_count(),
+        }
+
+    def build(self, spec: ModelSpec, seed: int):
+        return import_object(spec.jax)(rngs=self.nnx.Rngs(seed))
+
+    def count_params(self, model) -> int:
+        from jax_impl.models import count_params
+
+        return count_params(model)
+
+
+class TorchBackend:
+    name, label = "torch", "PyTorch"
+
+    def __init__(self):
+        import torch
+
+        from torch_ref import train
+
+        self.torch, self.train = torch, train
+        self._device = train.default_device()
+
+    def has_gpu(self) -> bool:
+        return self._device.type != "cpu"
+
+    def device(self) -> str:
+        if self._device.type == "cuda":
+            return f"cuda: {self.torch.cuda.get_device_name(self._device)}"
+        return f"cpu: {cpu_name()}" if self._device.type == "cpu" else self._device.type
+
+    def environment(self) -> dict:
+        return {
+            "versions": _versions("torch", "torchvision"),
+            "device": self.device(),
+            "threads": self.torch.get_num_threads(),
+            "cuda": self.torch.version.cuda,
+        }
+
+    def build(self, spec: ModelSpec, seed: int):
+        self.torch.manual_seed(seed)  # initial weights and the dropout stream
+        return import_object(spec.torch)().to(self._device)
+
+    def count_params(self, model) -> int:
+        from torch_ref.models import count_params
+
+        return count_params(model)
+
+
+BACKENDS = {"jax": JaxBackend, "torch": TorchBackend}
+FRAMEWORKS = tuple(BACKENDS)

@@ -1,0 +1,62 @@
+"""Classification metrics from logits, through scikit-learn.
+
+Both frameworks hand back plain NumPy logits; every number in a report is
+computed here, once, the same way for each framework.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+
+from benchmarks.data import NUM_CLASSES
+
+
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean softmax cross-entropy in float64 (a framework-independent check)."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-log_probs[np.arange(len(labels)), labels].mean())
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy (a fraction), macro-F1, per-class report and confusion matrix.
+
+    ``logits`` is ``[N, 10]``; the prediction is its argmax. Classes absent
+    from both predictions and labels still appear (``labels=range(10)``), and
+    an undefined F1 counts as 0, as scikit-learn's ``zero_division=0`` says.
+    """
+    classes = list(range(NUM_CLASSES))
+    preds = np.asarray(logits).argmax(axis=1)
+    labels = np.asarray(labels)
+    report = classification_report(
+        labels, preds, labels=classes, output_dict=True, zero_division=0, digits=4
+    )
+    per_class = {
+        str(c): {k: float(report[str(c)][k]) for k in ("precision", "recall", "f1-score")}
+        | {"support": int(report[str(c)]["support"])}
+        for c in classes
+    }
+    return {
+        "accuracy": float(accuracy_score(labels, preds)),
+        "macro_f1": float(f1_score(labels, preds, labels=classes, average="macro", zero_division=0)),
+        "per_class": per_class,
+        "confusion_matrix": confusion_matrix(labels, preds, labels=classes).tolist(),
+    }
+
+
+def steady_state_images_per_s(history: list[dict], *, images_per_epoch: int, batch_size: int,
+                              warmup_time_s: float) -> float:
+    """Training throughput without warm-up.
+
+    With two or more epochs: the images of epochs 2.. over their time. With
+    one: the epoch without its first (synchronised, separately timed) step.
+    """
+    if not history:
+        return float("nan")
+    if len(history) > 1:
+        return images_per_epoch * (len(history) - 1) / sum(h["epoch_time_s"] for h in history[1:])
+    rest = history[0]["epoch_time_s"] - warmup_time_s
+    images = images_per_epoch - batch_size
+    return images / rest if rest > 0 and images > 0 else history[0]["images_per_s"]

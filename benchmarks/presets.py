@@ -1,0 +1,41 @@
+"""Training presets: named, documented hyperparameter sets per model.
+
+* ``smoke``: seconds, on a 2,000-image subset; for tests and a first look.
+* ``cpu``: the default without a GPU; finishes in a few minutes on a 2-core
+  CPU and still reaches the accuracy the study is about.
+* ``full``: the lab's protocol (the whole training split, more epochs); the
+  default when a GPU is visible.
+
+Every CLI flag left unset takes its value from the preset; a flag that is set
+wins. The learning rate depends on the optimizer, so presets hold one per
+optimizer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+PRESET_NAMES = ("smoke", "cpu", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    epochs: int
+    batch_size: int
+    lr: dict  # optimizer name -> base learning rate
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    train_size: int | None = None  # None: the whole training split
+    val_size: int = 5000
+    eval_batch_size: int = 1000
+
+
+# CNN: Adam with per-step cosine decay. At the cpu preset, PyTorch reached 99.24% and
+# 99.23% (seeds 0, 1) with 6 epochs at 2e-3, against 99.06% with 5 epochs at 1e-3.
+CNN_PRESETS = {
+    "smoke": Preset(epochs=2, batch_size=128, lr={"adam": 2e-3, "sgd": 0.05}, train_size=2000, val_size=1000),
+    "cpu": Preset(epochs=6, batch_size=128, lr={"adam": 2e-3, "sgd": 0.05}),
+    "full": Preset(epochs=15, batch_size=128, lr={"adam": 1e-3, "sgd": 0.05}),
+}

@@ -1,0 +1,100 @@
+"""The data layer on the shipped MNIST, other layouts, splits, orders and TFDS."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+
+from benchmarks.data import (
+    DEFAULT_DATA_DIR, MNIST_FILES, DataError, epoch_orders, load_idx, load_mnist, load_tfds, train_val_split,
+)
+
+
+def test_shipped_mnist_shapes_dtypes_and_counts(mnist):
+    assert mnist.train_images.shape == (60000, 28, 28, 1)
+    assert mnist.test_images.shape == (10000, 28, 28, 1)
+    assert mnist.train_images.dtype == np.uint8 and mnist.test_images.dtype == np.uint8
+    assert mnist.train_labels.shape == (60000,) and mnist.test_labels.shape == (10000,)
+    assert np.issubdtype(mnist.train_labels.dtype, np.integer)
+    assert np.bincount(mnist.train_labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert mnist.train_labels[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert mnist.test_labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    assert mnist.train_images.max() == 255 and mnist.train_images.min() == 0
+
+
+def test_shipped_checksums_are_verified_and_recorded(mnist):
+    assert mnist.source == "idx"
+    assert set(mnist.checksums) == {f"{name}.gz" for name in MNIST_FILES}
+    assert all(c["verified_by_sha256sums"] for c in mnist.checksums.values())
+    assert (DEFAULT_DATA_DIR / "README.md").read_text().count("Creative Commons") == 1
+
+
+def test_raw_files_and_torchvision_layout_load_the_same(tmp_path, mnist):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        (raw / name).write_bytes(gzip.decompress((DEFAULT_DATA_DIR / f"{name}.gz").read_bytes()))
+    for data_dir in (tmp_path, tmp_path / "MNIST", raw):
+        data = load_idx(data_dir)
+        assert data.location == str(raw)
+        np.testing.assert_array_equal(data.train_images, mnist.train_images)
+        np.testing.assert_array_equal(data.test_labels, mnist.test_labels)
+        assert not any(c["verified_by_sha256sums"] for c in data.checksums.values())
+
+
+def test_split_is_seeded_disjoint_and_subsettable():
+    a = train_val_split(60000, val_size=5000)
+    b = train_val_split(60000, val_size=5000)
+    np.testing.assert_array_equal(a.train, b.train)
+    assert len(a.train) == 55000 and len(a.val) == 5000
+    assert not set(a.train) & set(a.val)
+    sub = train_val_split(60000, val_size=5000, train_size=1000)
+    assert len(sub.train) == 1000 and set(sub.train) <= set(a.train)
+    np.testing.assert_array_equal(sub.val, a.val)  # the subset never changes what validates
+    other = train_val_split(60000, val_size=5000, split_seed=1)
+    assert not np.array_equal(other.val, a.val)
+    with pytest.raises(ValueError):
+        train_val_split(60000, val_size=5000, train_size=55001)
+
+
+def test_epoch_orders_are_seeded_permutations():
+    orders = epoch_orders(100, 3, seed=7)
+    assert orders.shape == (3, 100)
+    for row in orders:
+        assert sorted(row.tolist()) == list(range(100))
+    assert not np.array_equal(orders[0], orders[1])
+    np.testing.assert_array_equal(orders, epoch_orders(100, 3, seed=7))
+    assert not np.array_equal(orders, epoch_orders(100, 3, seed=8))
+
+
+def test_missing_folder_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="data folder not found"):
+        load_mnist(tmp_path / "nope")
+
+
+def test_tfds_source_reads_through_data_source_under_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=64):
+        data = load_mnist(source="tfds")
+    assert data.source == "tfds"
+    assert data.train_images.shape == (64, 28, 28, 1) and data.train_images.dtype == np.uint8
+    assert data.test_labels.shape == (64,) and data.test_labels.min() >= 0 and data.test_labels.max() <= 9
+    assert set(data.checksums) == {"tfds:mnist/train", "tfds:mnist/test"}
+
+
+def test_tfds_without_a_prepared_copy_explains_what_is_needed(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    with pytest.raises(DataError, match="no TFDS MNIST prepared") as err:
+        load_tfds(tmp_path)
+    assert "\n" not in str(err.value) and "tfds build mnist" in str(err.value)
+
+
+@pytest.fixture()
+def copy_of_mnist(tmp_path):
+    """A writable copy of the shipped folder, without SHA256SUMS unless a test keeps it."""
+    folder = tmp_path / "mnist"
+    shutil.copytree(DEFAULT_DATA_DIR, folder)
+    return folder

@@ -1,0 +1,100 @@
+"""The Flax CNN: shapes, parameters, dropout modes, training."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from benchmarks.data import epoch_orders, train_val_split
+from jax_impl import train
+from jax_impl.models import CNN, count_params
+from jax_impl.models.cnn import max_pool
+
+
+def test_forward_shape_and_param_count():
+    model = CNN(rngs=nnx.Rngs(0))
+    logits = model(jnp.zeros((3, 28, 28, 1)))
+    assert logits.shape == (3, 10) and logits.dtype == jnp.float32
+    # conv1 1*32*9+32, conv2 32*64*9+64, fc1 3136*128+128, fc2 128*10+10
+    assert count_params(model) == 320 + 18496 + 401536 + 1290
+
+
+def test_initialisation_is_pytorchs_uniform_fan_in():
+    model = CNN(rngs=nnx.Rngs(0))
+    for layer, fan_in in ((model.conv1, 9), (model.conv2, 288), (model.fc1, 3136), (model.fc2, 128)):
+        bound = 1 / np.sqrt(fan_in)
+        for p in (layer.kernel[...], layer.bias[...]):
+            assert float(jnp.abs(p).max()) <= bound
+            assert float(jnp.abs(p).max()) > 0.8 * bound  # really uniform over the whole range
+    assert not np.array_equal(CNN(rngs=nnx.Rngs(1)).fc1.kernel[...], model.fc1.kernel[...])
+
+
+def test_reshape_max_pool_equals_nnx_max_pool():
+    x = jax.random.normal(jax.random.key(0), (2, 15, 14, 3))  # odd height: floor like torch
+    np.testing.assert_array_equal(max_pool(x, 2), nnx.max_pool(x, (2, 2), (2, 2)))
+
+
+def test_dropout_is_on_in_training_and_off_in_evaluation(mnist):
+    model = CNN(rngs=nnx.Rngs(0))
+    x = train.preprocess(mnist.test_images[:8])
+    model.train()
+    assert not np.allclose(model(x), model(x))  # fresh dropout masks
+    a = train.predict(model, mnist.test_images[:8])
+    b = train.predict(model, mnist.test_images[:8])
+    np.testing.assert_array_equal(a, b)
+    model.eval()
+    np.testing.assert_allclose(a, model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_evaluate_pads_ragged_batches(mnist):
+    model = CNN(rngs=nnx.Rngs(0))
+    images, labels = mnist.test_images[:50], mnist.test_labels[:50]
+    whole = train.evaluate(model, images, labels, batch_size=50)
+    ragged = train.evaluate(model, images, labels, batch_size=7)
+    assert ragged["logits"].shape == (50, 10)
+    np.testing.assert_allclose(ragged["logits"], whole["logits"], rtol=1e-5, atol=1e-5)
+    assert ragged["loss"] == pytest.approx(whole["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("optimizer,lr", [("adam", 1e-3), ("sgd", 0.05)])
+def test_training_steps_lower_the_loss(mnist, optimizer, lr):
+    model = CNN(rngs=nnx.Rngs(0))
+    images, labels = mnist.train_images[:256], mnist.train_labels[:256]
+    before = train.evaluate(model, images, labels)["loss"]
+    result = train.fit(model, images, labels, orders=epoch_orders(256, 5, 0), batch_size=64,
+                       optimizer=optimizer, lr=lr, progress=False)
+    after = train.evaluate(model, images, labels)["loss"]
+    assert after < 0.7 * before, (before, after)
+    assert len(result["history"]) == 5 and result["steps_per_epoch"] == 4
+    assert result["compile_time_s"] > 0 and result["train_time_s"] > 0
+
+
+def test_short_run_reaches_nontrivial_accuracy(mnist):
+    split = train_val_split(60000, val_size=1000, train_size=4000)
+    model = CNN(rngs=nnx.Rngs(0))
+    result = train.fit(
+        model, mnist.train_images[split.train], mnist.train_labels[split.train],
+        orders=epoch_orders(4000, 3, 0), batch_size=128, schedule="cosine",
+        val_images=mnist.train_images[split.val], val_labels=mnist.train_labels[split.val], progress=False,
+    )
+    test = train.evaluate(model, mnist.test_images[:2000], mnist.test_labels[:2000])
+    assert test["accuracy"] >= 0.9, test["accuracy"]
+    assert result["history"][-1]["val_accuracy"] >= 0.9
+    assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
+
+
+def test_non_finite_loss_stops_training(mnist):
+    model = CNN(rngs=nnx.Rngs(0))
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        train.fit(model, mnist.train_images[:256], mnist.train_labels[:256], orders=epoch_orders(256, 1, 0),
+                  batch_size=64, optimizer="sgd", lr=1e12, log_every=1, progress=False)
+
+
+def test_unknown_optimizer_and_schedule_are_rejected():
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        train.make_optimizer("rmsprop", 1e-3)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        train.make_optimizer("adam", 1e-3, schedule="step")

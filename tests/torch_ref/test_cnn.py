@@ -1,0 +1,78 @@
+"""The PyTorch CNN: shapes, parameters, dropout modes, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.data import epoch_orders, train_val_split
+from torch_ref import train
+from torch_ref.models import CNN, count_params
+
+
+def test_forward_shape_and_param_count():
+    logits = CNN()(torch.zeros(3, 1, 28, 28))
+    assert logits.shape == (3, 10) and logits.dtype == torch.float32
+    assert count_params(CNN()) == 320 + 18496 + 401536 + 1290
+
+
+def test_preprocess_turns_nhwc_uint8_into_normalised_nchw(mnist):
+    x = train.preprocess(mnist.test_images[:2], torch.device("cpu"))
+    assert x.shape == (2, 1, 28, 28) and x.dtype == torch.float32
+    expected = (mnist.test_images[1, 10, 5, 0] / 255.0 - train.MNIST_MEAN) / train.MNIST_STD
+    assert x[1, 0, 10, 5].item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_dropout_is_on_in_training_and_off_in_evaluation(mnist):
+    torch.manual_seed(0)
+    model = CNN()
+    x = train.preprocess(mnist.test_images[:8], torch.device("cpu"))
+    model.train()
+    assert not torch.allclose(model(x), model(x))
+    a = train.predict(model, mnist.test_images[:8])
+    np.testing.assert_array_equal(a, train.predict(model, mnist.test_images[:8]))
+    assert model.training  # predict restores the mode it found
+
+
+@pytest.mark.parametrize("optimizer,lr", [("adam", 1e-3), ("sgd", 0.05)])
+def test_training_steps_lower_the_loss(mnist, optimizer, lr):
+    torch.manual_seed(0)
+    model = CNN()
+    images, labels = mnist.train_images[:256], mnist.train_labels[:256]
+    before = train.evaluate(model, images, labels)["loss"]
+    result = train.fit(model, images, labels, orders=epoch_orders(256, 5, 0), batch_size=64,
+                       optimizer=optimizer, lr=lr, progress=False)
+    after = train.evaluate(model, images, labels)["loss"]
+    assert after < 0.7 * before, (before, after)
+    assert len(result["history"]) == 5 and result["steps_per_epoch"] == 4
+    assert result["compile_time_s"] == 0.0 and result["train_time_s"] > 0
+
+
+def test_short_run_reaches_nontrivial_accuracy(mnist):
+    split = train_val_split(60000, val_size=1000, train_size=4000)
+    torch.manual_seed(0)
+    model = CNN()
+    result = train.fit(
+        model, mnist.train_images[split.train], mnist.train_labels[split.train],
+        orders=epoch_orders(4000, 3, 0), batch_size=128, schedule="cosine",
+        val_images=mnist.train_images[split.val], val_labels=mnist.train_labels[split.val], progress=False,
+    )
+    test = train.evaluate(model, mnist.test_images[:2000], mnist.test_labels[:2000])
+    assert test["accuracy"] >= 0.9, test["accuracy"]
+    assert result["history"][-1]["val_accuracy"] >= 0.9
+
+
+def test_non_finite_loss_stops_training(mnist):
+    torch.manual_seed(0)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        train.fit(CNN(), mnist.train_images[:256], mnist.train_labels[:256], orders=epoch_orders(256, 1, 0),
+                  batch_size=64, optimizer="sgd", lr=1e12, log_every=1, progress=False)
+
+
+def test_unknown_optimizer_and_schedule_are_rejected():
+    params = CNN().parameters()
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        train.make_optimizer("rmsprop", params, 1e-3)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        train.make_optimizer("adam", CNN().parameters(), 1e-3, schedule="step")
