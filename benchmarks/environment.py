@@ -51,9 +51,12 @@ def host_environment() -> dict:
 
 def data_environment(data) -> dict:
     """``data`` is a ``benchmarks.data.MNIST``."""
+    location = Path(data.location).resolve() if data.source == "idx" else None
+    if location is not None and location.is_relative_to(REPO_ROOT):
+        location = location.relative_to(REPO_ROOT)  # reports stay valid in any checkout
     return {
         "source": data.source,
-        "location": data.location,
+        "location": str(location) if location is not None else data.location,
         "train": int(len(data.train_labels)),
         "test": int(len(data.test_labels)),
         "checksums": data.checksums,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 import time
 
 import jax
@@ -246,6 +247,10 @@ def fit(
         if evaluator is not None:
             entry |= {f"val_{k}": v for k, v in _summary(*evaluator(state[0]), np.asarray(val_labels)).items()}
         history.append(entry)
+        if progress:
+            val = f", val acc {entry['val_accuracy']:.2%}" if "val_accuracy" in entry else ""
+            tqdm.write(f"jax   epoch {epoch + 1}/{epochs}: loss {entry['train_loss']:.4f}{val}, "
+                       f"{epoch_time:.1f} s, {entry['images_per_s']:.0f} images/s", file=sys.stderr)
 
     nnx.update((model, opt), state)
     return {

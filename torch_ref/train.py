@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 import time
 
 import numpy as np
@@ -223,6 +224,10 @@ def fit(
         if val_images is not None:
             entry |= {f"val_{k}": v for k, v in _summary(*_forward_eval(model, x_val, y_val, eval_batch_size), np.asarray(val_labels)).items()}
         history.append(entry)
+        if progress:
+            val = f", val acc {entry['val_accuracy']:.2%}" if "val_accuracy" in entry else ""
+            tqdm.write(f"torch epoch {epoch + 1}/{epochs}: loss {entry['train_loss']:.4f}{val}, "
+                       f"{epoch_time:.1f} s, {entry['images_per_s']:.0f} images/s", file=sys.stderr)
 
     return {
         "history": history,
