@@ -48,8 +48,9 @@ class JaxBackend:
             "device_count": self.jax.device_count(),
         }
 
-    def build(self, spec: ModelSpec, seed: int):
-        return import_object(spec.jax)(rngs=self.nnx.Rngs(seed))
+    def build(self, spec: ModelSpec, seed: int, variant: str | None = None):
+        args = (variant,) if variant else ()
+        return import_object(spec.jax)(*args, rngs=self.nnx.Rngs(seed))
 
     def count_params(self, model) -> int:
         from jax_impl.models import count_params
@@ -84,9 +85,10 @@ class TorchBackend:
             "cuda": self.torch.version.cuda,
         }
 
-    def build(self, spec: ModelSpec, seed: int):
+    def build(self, spec: ModelSpec, seed: int, variant: str | None = None):
         self.torch.manual_seed(seed)  # initial weights and the dropout stream
-        return import_object(spec.torch)().to(self._device)
+        args = (variant,) if variant else ()
+        return import_object(spec.torch)(*args).to(self._device)
 
     def count_params(self, model) -> int:
         from torch_ref.models import count_params

@@ -332,3 +332,14 @@ def epoch_orders(num_examples: int, epochs: int, seed: int) -> np.ndarray:
     return np.stack([rng.permutation(num_examples) for _ in range(epochs)]) if epochs else (
         np.zeros((0, num_examples), dtype=np.int64)
     )
+
+
+def random_shifts(num_examples: int, epochs: int, max_shift: int, seed: int) -> np.ndarray:
+    """Augmentation shifts, ``int8 [epochs, num_examples, 2]`` in ``[-max_shift, max_shift]``.
+
+    Entry ``[e, j]`` is the (dy, dx) translation of the image at position j of
+    epoch e's order. Drawn from a stream apart from the orders', once, in
+    NumPy, so both frameworks augment identically.
+    """
+    rng = np.random.default_rng([seed, 1])
+    return rng.integers(-max_shift, max_shift + 1, size=(epochs, num_examples, 2), dtype=np.int8)

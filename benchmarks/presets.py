@@ -30,12 +30,29 @@ class Preset:
     train_size: int | None = None  # None: the whole training split
     val_size: int = 5000
     eval_batch_size: int = 1000
+    variant: str | None = None  # for models with a variants table
+    weight_decay: float = 0.0  # adamw only; never on norms, biases, embeddings
+    label_smoothing: float = 0.0
+    augment_shift: int = 0  # random shifts of up to this many pixels; 0: none
 
 
 # CNN: Adam with per-step cosine decay. At the cpu preset, PyTorch reached 99.24% and
 # 99.23% (seeds 0, 1) with 6 epochs at 2e-3, against 99.06% with 5 epochs at 1e-3.
 CNN_PRESETS = {
-    "smoke": Preset(epochs=2, batch_size=128, lr={"adam": 2e-3, "sgd": 0.05}, train_size=2000, val_size=1000),
-    "cpu": Preset(epochs=6, batch_size=128, lr={"adam": 2e-3, "sgd": 0.05}),
-    "full": Preset(epochs=15, batch_size=128, lr={"adam": 1e-3, "sgd": 0.05}),
+    "smoke": Preset(epochs=2, batch_size=128, lr={"adam": 2e-3, "adamw": 2e-3, "sgd": 0.05}, train_size=2000,
+                    val_size=1000),
+    "cpu": Preset(epochs=6, batch_size=128, lr={"adam": 2e-3, "adamw": 2e-3, "sgd": 0.05}),
+    "full": Preset(epochs=15, batch_size=128, lr={"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05}),
+}
+
+# ViT: AdamW with warm-up and cosine decay, label smoothing 0.1, weight decay 0.05
+# off norms, biases and embeddings, random shifts of up to 2 pixels.
+_VIT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05}
+VIT_PRESETS = {
+    "smoke": Preset(epochs=2, batch_size=128, lr={"adam": 2e-3, "adamw": 2e-3, "sgd": 0.05}, optimizer="adamw",
+                    train_size=2000, val_size=1000, variant="tiny/7", weight_decay=0.05, label_smoothing=0.1),
+    "cpu": Preset(epochs=6, batch_size=128, lr=_VIT_LR, optimizer="adamw", warmup_epochs=1, variant="tiny/7",
+                  weight_decay=0.05, label_smoothing=0.1, augment_shift=2),
+    "full": Preset(epochs=60, batch_size=128, lr=_VIT_LR, optimizer="adamw", warmup_epochs=5, variant="tiny/4",
+                   weight_decay=0.05, label_smoothing=0.1, augment_shift=2),
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
-from benchmarks.presets import CNN_PRESETS, Preset
+from benchmarks.presets import CNN_PRESETS, VIT_PRESETS, Preset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,10 +18,13 @@ class ModelSpec:
     torch: str | None  # "module:Class" of the PyTorch model, built as Class()
     presets: dict[str, Preset]
     description: str = ""
+    variants: tuple[str, ...] = ()  # names in the models' own variants tables (checked by a test)
 
 
 MODELS: dict[str, ModelSpec] = {
     "cnn": ModelSpec("jax_impl.models:CNN", "torch_ref.models:CNN", CNN_PRESETS, "2 conv + 2 dense layers, dropout"),
+    "vit": ModelSpec("jax_impl.models:ViT", "torch_ref.models:ViT", VIT_PRESETS, "Vision Transformer from scratch",
+                     variants=("tiny/7", "tiny/4", "small/4")),
 }
 
 

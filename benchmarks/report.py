@@ -10,7 +10,7 @@ from pathlib import Path
 COLUMNS = (
     # header, key, format
     ("framework", "framework", "{}"),
-    ("model", "model", "{}"),
+    ("model", "model_label", "{}"),
     ("optimizer", "optimizer", "{}"),
     ("epochs", "epochs", "{}"),
     ("train loss", "train_loss", "{:.4f}"),
@@ -32,10 +32,16 @@ def _cell(fmt: str, value) -> str:
     return text.rstrip("%") if fmt == "{:.2%}" else text
 
 
+def model_label(run: dict) -> str:
+    """``vit tiny/7`` for a model with a variant, else the model name."""
+    return f"{run['model']} {run['variant']}" if run.get("variant") else run["model"]
+
+
 def results_table(runs: list[dict]) -> str:
     """A Markdown table, one row per run; readable as plain text too."""
     header = [h for h, _, _ in COLUMNS]
-    rows = [[_cell(fmt, run.get(key)) for _, key, fmt in COLUMNS] for run in runs]
+    rows = [[_cell(fmt, run.get(key, model_label(run) if key == "model_label" else None)) for _, key, fmt in COLUMNS]
+            for run in runs]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
@@ -45,7 +51,7 @@ def throughput_ratios(runs: list[dict]) -> list[dict]:
     """JAX/PyTorch steady-state images/s for every model run in both frameworks."""
     by_key = {}
     for run in runs:
-        by_key.setdefault((run["model"], run["optimizer"], run["seed"]), {})[run["framework"]] = run
+        by_key.setdefault((model_label(run), run["optimizer"], run["seed"]), {})[run["framework"]] = run
     ratios = []
     for (model, optimizer, seed), pair in by_key.items():
         if "jax" in pair and "torch" in pair and pair["torch"]["images_per_s"]:
@@ -105,10 +111,12 @@ def markdown_report(results: dict) -> str:
     ]
     for run in runs:
         out += [
-            f"## {run['framework']} / {run['model']} (seed {run['seed']}, preset {run['preset']})",
+            f"## {run['framework']} / {model_label(run)} (seed {run['seed']}, preset {run['preset']})",
             "",
             f"Weights: {run['weights']}. Optimizer {run['optimizer']} lr {run['lr']} "
-            f"({run['schedule']} schedule), batch {run['batch_size']}, {run['epochs']} epochs on "
+            f"({run['schedule']} schedule, {run['warmup_steps']} warm-up steps), weight decay "
+            f"{run.get('weight_decay', 0)}, label smoothing {run.get('label_smoothing', 0)}, random shifts "
+            f"up to {run.get('augment_shift', 0)} px, batch {run['batch_size']}, {run['epochs']} epochs on "
             f"{run['train_size']} images, validation on {run['val_size']}; warm-up (first step) "
             f"{run['warmup_time_s']:.3f} s.",
             "",

@@ -19,13 +19,13 @@ from pathlib import Path
 
 from benchmarks import report
 from benchmarks.backends import BACKENDS, FRAMEWORKS
-from benchmarks.data import DATA_SOURCES, DataError, epoch_orders, load_mnist, train_val_split
+from benchmarks.data import DATA_SOURCES, DataError, epoch_orders, load_mnist, random_shifts, train_val_split
 from benchmarks.environment import data_environment, host_environment
 from benchmarks.metrics import classification_metrics, steady_state_images_per_s
 from benchmarks.presets import PRESET_NAMES
 from benchmarks.registry import MODELS
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
 
 
@@ -42,7 +42,9 @@ def _preset_default(field: str) -> str:
     """'cnn: smoke 2, cpu 5, full 15' for the help text, read from the presets."""
     def value(preset):
         v = getattr(preset, field)
-        return "/".join(f"{k} {x:g}" for k, x in v.items()) if isinstance(v, dict) else ("all" if v is None else f"{v}")
+        if isinstance(v, dict):
+            return "/".join(f"{k} {x:g}" for k, x in v.items())
+        return ("all" if field == "train_size" else "-") if v is None else f"{v}"
     return "; ".join(
         f"{name}: " + ", ".join(f"{p} {value(spec.presets[p])}" for p in PRESET_NAMES) for name, spec in MODELS.items()
     )
@@ -77,6 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-epochs", type=float, default=None,
                    help=f"linear warm-up before the cosine decay (default: from the preset; "
                    f"{_preset_default('warmup_epochs')})")
+    p.add_argument("--variant", default=None,
+                   help="model size from the model's variants table ("
+                   + "; ".join(f"{n}: {', '.join(m.variants)}" for n, m in MODELS.items() if m.variants)
+                   + f") (default: from the preset; {_preset_default('variant')})")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="AdamW weight decay, kept off norms, biases and embeddings (default: from the preset; "
+                   f"{_preset_default('weight_decay')})")
+    p.add_argument("--label-smoothing", type=float, default=None,
+                   help=f"label smoothing of the training loss (default: from the preset; "
+                   f"{_preset_default('label_smoothing')})")
+    p.add_argument("--augment-shift", type=int, default=None, metavar="PIXELS",
+                   help="random shifts of up to PIXELS in each direction, drawn once in NumPy so both frameworks "
+                   f"see the same images; 0 turns them off (default: from the preset; {_preset_default('augment_shift')})")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the initial weights, the dropout stream and the epoch order (default: 0)")
     p.add_argument("--train-size", type=int, default=None, metavar="N",
@@ -117,8 +132,23 @@ def resolve_settings(args, spec, preset_name: str) -> dict:
         "train_size": preset.train_size if args.train_size is None else args.train_size,
         "val_size": preset.val_size if args.val_size is None else args.val_size,
         "eval_batch_size": preset.eval_batch_size,
+        "variant": args.variant or preset.variant,
+        "weight_decay": preset.weight_decay if args.weight_decay is None else args.weight_decay,
+        "label_smoothing": preset.label_smoothing if args.label_smoothing is None else args.label_smoothing,
+        "augment_shift": preset.augment_shift if args.augment_shift is None else args.augment_shift,
         "seed": args.seed,
     }
+    if s["variant"] is not None and s["variant"] not in spec.variants:
+        choices = ", ".join(spec.variants) if spec.variants else "none: this model has no variants"
+        raise UsageError(f"unknown variant {s['variant']!r} for this model (choose from {choices})")
+    if s["weight_decay"] < 0:
+        raise UsageError(f"--weight-decay must be >= 0, got {s['weight_decay']}")
+    if s["weight_decay"] and s["optimizer"] != "adamw":
+        raise UsageError(f"--weight-decay needs --optimizer adamw (got {s['optimizer']}); set --weight-decay 0")
+    if not 0 <= s["label_smoothing"] < 1:
+        raise UsageError(f"--label-smoothing must be in [0, 1), got {s['label_smoothing']}")
+    if not 0 <= s["augment_shift"] <= 8:
+        raise UsageError(f"--augment-shift must be in [0, 8] pixels, got {s['augment_shift']}")
     if s["epochs"] < 1:
         raise UsageError(f"--epochs must be at least 1, got {s['epochs']}")
     if s["batch_size"] < 1:
@@ -144,15 +174,16 @@ def parse_frameworks(value: str) -> list[str]:
     return [value]
 
 
-def run_one(backend, spec, model_name: str, s: dict, data, split, orders, progress: bool) -> dict:
+def run_one(backend, spec, model_name: str, s: dict, data, split, orders, shifts, progress: bool) -> dict:
     """Build, train and test one model in one framework; return its run record."""
-    model = backend.build(spec, s["seed"])
+    model = backend.build(spec, s["seed"], s["variant"])
     x_train, y_train = data.train_images[split.train], data.train_labels[split.train]
     steps = len(split.train) // s["batch_size"]
     fit = backend.train.fit(
         model, x_train, y_train,
         orders=orders, batch_size=s["batch_size"], optimizer=s["optimizer"], lr=s["lr"],
-        momentum=s["momentum"], schedule=s["schedule"], warmup_steps=round(s["warmup_epochs"] * steps),
+        momentum=s["momentum"], weight_decay=s["weight_decay"], schedule=s["schedule"],
+        warmup_steps=round(s["warmup_epochs"] * steps), label_smoothing=s["label_smoothing"], shifts=shifts,
         val_images=data.train_images[split.val] if len(split.val) else None,
         val_labels=data.train_labels[split.val] if len(split.val) else None,
         eval_batch_size=s["eval_batch_size"], progress=progress,
@@ -164,6 +195,7 @@ def run_one(backend, spec, model_name: str, s: dict, data, split, orders, progre
     return {
         "framework": backend.name,
         "model": model_name,
+        "variant": s["variant"],
         "optimizer": s["optimizer"],
         "epochs": s["epochs"],
         "batch_size": s["batch_size"],
@@ -171,6 +203,9 @@ def run_one(backend, spec, model_name: str, s: dict, data, split, orders, progre
         "momentum": s["momentum"] if s["optimizer"] == "sgd" else None,
         "schedule": s["schedule"],
         "warmup_steps": round(s["warmup_epochs"] * steps),
+        "weight_decay": s["weight_decay"],
+        "label_smoothing": s["label_smoothing"],
+        "augment_shift": s["augment_shift"],
         "seed": s["seed"],
         "preset": s["preset"],
         "weights": f"random init (seed {s['seed']})",
@@ -240,6 +275,7 @@ def _main(argv: list[str]) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     orders = epoch_orders(len(split.train), s["epochs"], s["seed"])
+    shifts = random_shifts(len(split.train), s["epochs"], s["augment_shift"], s["seed"]) if s["augment_shift"] else None
     if len(split.train) < s["batch_size"]:
         raise UsageError(f"--batch-size {s['batch_size']} is larger than the {len(split.train)} training images")
     try:
@@ -258,12 +294,12 @@ def _main(argv: list[str]) -> int:
         "runs": [],
         "throughput_ratios": [],
     }
-    print(f"{args.model} | preset {preset} | {s['optimizer']} lr {s['lr']} | {s['epochs']} epochs | "
+    print(f"{args.model}{' ' + s['variant'] if s['variant'] else ''} | preset {preset} | {s['optimizer']} lr {s['lr']} | {s['epochs']} epochs | "
           f"batch {s['batch_size']} | {len(split.train)} train / {len(split.val)} val images | "
           f"data {data.source} ({data.location})", file=sys.stderr)
     for fw, backend in backends.items():
         print(f"[{backend.label}] training on {backend.device()}", file=sys.stderr)
-        run = run_one(backend, spec, args.model, s, data, split, orders, progress=not args.no_progress)
+        run = run_one(backend, spec, args.model, s, data, split, orders, shifts, progress=not args.no_progress)
         results["runs"].append(run)
         results["throughput_ratios"] = report.throughput_ratios(results["runs"])
         report.write_results(out_dir, results)

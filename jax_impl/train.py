@@ -22,6 +22,7 @@ How the loop is kept honest and fast:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import sys
@@ -34,11 +35,14 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
+from jax_impl.augment import shift_images
+from jax_impl.optim import make_optimizer
+
 #: MNIST pixel statistics, applied after scaling to [0, 1] (same in torch_ref).
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "cosine")
+#: The normalised value of a black pixel: what shifted-in borders are filled with.
+BACKGROUND = float((np.float32(0.0) - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD))
 
 
 def preprocess(images: np.ndarray) -> jax.Array:
@@ -52,41 +56,31 @@ def preprocess(images: np.ndarray) -> jax.Array:
     return jnp.asarray((x - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD))
 
 
-def make_schedule(lr: float, *, schedule: str, total_steps: int, warmup_steps: int = 0):
-    """Learning rate per step: ``constant``, or ``cosine`` decay to 0 with linear warmup."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r} (choose from {', '.join(SCHEDULES)})")
-    if schedule == "constant":
-        return optax.constant_schedule(lr)
-    if warmup_steps > 0:
-        return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps, max(total_steps, warmup_steps + 1))
-    return optax.cosine_decay_schedule(lr, max(total_steps, 1))
+@dataclasses.dataclass(frozen=True)
+class _Recipe:
+    """The static parts of a training step (hashable: part of the compiled step's key)."""
+
+    label_smoothing: float = 0.0
+    max_shift: int = 0  # 0: no augmentation
 
 
-def make_optimizer(
-    name: str, lr: float, *, momentum: float = 0.9, schedule: str = "constant",
-    total_steps: int = 1, warmup_steps: int = 0,
-) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """Adam or SGD with momentum (optax), driven by :func:`make_schedule`."""
-    sched = make_schedule(lr, schedule=schedule, total_steps=total_steps, warmup_steps=warmup_steps)
-    if name == "adam":
-        return optax.adam(sched), sched
-    if name == "sgd":
-        return optax.sgd(sched, momentum=momentum), sched
-    raise ValueError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
-
-
-def _loss(model, x, y):
+def _loss(model, x, y, label_smoothing: float):
     logits = model(x)
+    if label_smoothing:
+        targets = optax.smooth_labels(jax.nn.one_hot(y, logits.shape[-1]), label_smoothing)
+        return optax.softmax_cross_entropy(logits, targets).mean()
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
-@functools.partial(jax.jit, static_argnums=0, donate_argnums=(1, 2))
-def _train_step(graphdef, state, loss_sum, images, labels, order, step):
+@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=(2, 3))
+def _train_step(graphdef, recipe: _Recipe, state, loss_sum, images, labels, order, shifts, step):
     """One update on batch ``order[step]``; returns the new state and the running loss sum."""
     model, optimizer = nnx.merge(graphdef, state)
     idx = order[step]  # [B] indices into the device-resident training set
-    loss, grads = nnx.value_and_grad(_loss)(model, images[idx], labels[idx])
+    x = images[idx]  # [B, 28, 28, 1]
+    if recipe.max_shift:
+        x = shift_images(x, shifts[step], recipe.max_shift, BACKGROUND)
+    loss, grads = nnx.value_and_grad(_loss)(model, x, labels[idx], recipe.label_smoothing)
     optimizer.update(model, grads)
     return nnx.state((model, optimizer)), loss_sum + loss
 
@@ -165,8 +159,11 @@ def fit(
     optimizer: str = "adam",
     lr: float = 1e-3,
     momentum: float = 0.9,
+    weight_decay: float = 0.0,
     schedule: str = "constant",
     warmup_steps: int = 0,
+    label_smoothing: float = 0.0,
+    shifts: np.ndarray | None = None,
     val_images: np.ndarray | None = None,
     val_labels: np.ndarray | None = None,
     eval_batch_size: int = 1000,
@@ -180,6 +177,10 @@ def fit(
     is dropped, so every step has one compiled shape). Dropout is on while
     training and off for the per-epoch validation.
 
+    ``shifts`` (optional, ``[epochs, N, 2]`` integers) translates the image at
+    position j of epoch e's order by ``shifts[e, j]`` pixels (augmentation);
+    ``label_smoothing`` smooths the training targets (not the evaluation loss).
+
     Returns a dict with ``history`` (one entry per epoch), ``train_time_s``
     (training epochs only, no compile, no validation), ``compile_time_s``,
     ``warmup_time_s`` (the first step, synchronised), ``steps_per_epoch``,
@@ -191,9 +192,11 @@ def fit(
     if steps == 0:
         raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
     tx, sched = make_optimizer(
-        optimizer, lr, momentum=momentum, schedule=schedule,
+        optimizer, lr, model=model, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
         total_steps=epochs * steps, warmup_steps=warmup_steps,
     )
+    recipe = _Recipe(label_smoothing=float(label_smoothing),
+                     max_shift=int(np.abs(shifts).max()) if shifts is not None and shifts.size else 0)
     opt = nnx.Optimizer(model, tx, wrt=nnx.Param)
     model.train()
     graphdef, state = nnx.split((model, opt))
@@ -204,24 +207,30 @@ def fit(
     loss_sum = jnp.zeros((), jnp.float32)
     evaluator = _Evaluator(model, val_images, val_labels, eval_batch_size) if val_images is not None else None
 
-    def order_table(epoch):  # [steps, B] int32, one transfer per epoch
-        return jnp.asarray(orders[epoch, : steps * batch_size].reshape(steps, batch_size).astype(np.int32))
+    def epoch_tables(epoch):  # order [steps, B] int32 and shifts [steps, B, 2]: one transfer per epoch
+        order = orders[epoch, : steps * batch_size].reshape(steps, batch_size).astype(np.int32)
+        if not recipe.max_shift:
+            return jnp.asarray(order), jnp.zeros((steps, batch_size, 2), jnp.int8)
+        shift = shifts[epoch, : steps * batch_size].reshape(steps, batch_size, 2).astype(np.int8)
+        return jnp.asarray(order), jnp.asarray(shift)
 
     t0 = time.perf_counter()
-    train_step = _train_step.lower(graphdef, state, loss_sum, x_train, y_train, order_table(0), np.int32(0)).compile()
+    train_step = _train_step.lower(
+        graphdef, recipe, state, loss_sum, x_train, y_train, *epoch_tables(0), np.int32(0)
+    ).compile()
     compile_time = time.perf_counter() - t0
     if evaluator is not None:
         compile_time += evaluator.compile(state[0])
 
     history, warmup_time = [], 0.0
     for epoch in range(epochs):
-        order = order_table(epoch)
+        order, shift = epoch_tables(epoch)
         loss_sum = jnp.zeros((), jnp.float32)
         bar = tqdm(total=steps, desc=f"jax   epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         t_epoch = time.perf_counter()
         last_logged, t_last = 0, t_epoch
         for step in range(steps):
-            state, loss_sum = train_step(state, loss_sum, x_train, y_train, order, np.int32(step))
+            state, loss_sum = train_step(state, loss_sum, x_train, y_train, order, shift, np.int32(step))
             if epoch == 0 and step == 0:
                 jax.block_until_ready(loss_sum)
                 warmup_time = time.perf_counter() - t_epoch

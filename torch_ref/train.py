@@ -13,7 +13,6 @@ cost (allocator, cuDNN heuristics) is reported as ``warmup_time_s``.
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 import time
@@ -24,11 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from torch_ref.augment import shift_images
+from torch_ref.optim import make_optimizer
+
 #: MNIST pixel statistics, applied after scaling to [0, 1] (same in jax_impl).
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "cosine")
+#: The normalised value of a black pixel: what shifted-in borders are filled with.
+BACKGROUND = float((np.float32(0.0) - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD))
 
 
 def default_device() -> torch.device:
@@ -57,46 +59,6 @@ def preprocess(images: np.ndarray, device: torch.device) -> torch.Tensor:
     x = np.asarray(images, dtype=np.float32) / np.float32(255.0)
     x = (x - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD)
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)  # NHWC -> NCHW
-
-
-def schedule_factor(step: int, *, schedule: str, total_steps: int, warmup_steps: int = 0) -> float:
-    """Multiplier of the base learning rate at ``step``.
-
-    Written to equal optax's ``cosine_decay_schedule`` and
-    ``warmup_cosine_decay_schedule`` (end value 0) step for step, so that
-    both frameworks follow the same learning-rate curve.
-    """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r} (choose from {', '.join(SCHEDULES)})")
-    if schedule == "constant":
-        return 1.0
-    if warmup_steps > 0:
-        total = max(total_steps, warmup_steps + 1)
-        if step < warmup_steps:
-            return step / warmup_steps
-        t = min(step - warmup_steps, total - warmup_steps) / (total - warmup_steps)
-    else:
-        total = max(total_steps, 1)
-        t = min(step, total) / total
-    return 0.5 * (1.0 + math.cos(math.pi * t))
-
-
-def make_optimizer(
-    name: str, params, lr: float, *, momentum: float = 0.9, schedule: str = "constant",
-    total_steps: int = 1, warmup_steps: int = 0,
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """Adam or SGD with momentum (torch.optim) with a per-step :func:`schedule_factor`."""
-    if name == "adam":
-        opt = torch.optim.Adam(params, lr=lr)
-    elif name == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
-    else:
-        raise ValueError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
-    factor = functools.partial(
-        schedule_factor, schedule=schedule, total_steps=total_steps, warmup_steps=warmup_steps
-    )
-    factor(0)  # rejects an unknown schedule before training starts
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -149,8 +111,11 @@ def fit(
     optimizer: str = "adam",
     lr: float = 1e-3,
     momentum: float = 0.9,
+    weight_decay: float = 0.0,
     schedule: str = "constant",
     warmup_steps: int = 0,
+    label_smoothing: float = 0.0,
+    shifts: np.ndarray | None = None,
     val_images: np.ndarray | None = None,
     val_labels: np.ndarray | None = None,
     eval_batch_size: int = 1000,
@@ -161,7 +126,8 @@ def fit(
 
     Same contract and return value as ``jax_impl.train.fit``: ``N // batch_size``
     full batches per epoch in the given order, dropout on in training and off
-    in validation; ``history``, ``train_time_s``, ``compile_time_s`` (0 in
+    in validation, optional ``shifts`` (``[epochs, N, 2]``, augmentation) and
+    ``label_smoothing`` (training loss only); ``history``, ``train_time_s``, ``compile_time_s`` (0 in
     eager mode), ``warmup_time_s``, ``steps_per_epoch``, ``images_per_epoch``,
     ``train_loss``.
     """
@@ -172,9 +138,10 @@ def fit(
         raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
     device = _model_device(model)
     opt, sched = make_optimizer(
-        optimizer, model.parameters(), lr, momentum=momentum, schedule=schedule,
+        optimizer, model, lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
         total_steps=epochs * steps, warmup_steps=warmup_steps,
     )
+    max_shift = int(np.abs(shifts).max()) if shifts is not None and shifts.size else 0
     x_train = preprocess(images, device)  # on the device once, [N, 1, 28, 28]
     y_train = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
     if val_images is not None:
@@ -184,8 +151,10 @@ def fit(
     history, warmup_time = [], 0.0
     model.train()
     for epoch in range(epochs):
-        # [steps, B] one transfer per epoch
+        # order [steps, B] and shifts [steps, B, 2]: one transfer per epoch
         order = torch.from_numpy(orders[epoch, : steps * batch_size].reshape(steps, batch_size)).to(device)
+        if max_shift:
+            shift = torch.from_numpy(shifts[epoch, : steps * batch_size].reshape(steps, batch_size, 2)).to(device)
         loss_sum = torch.zeros((), device=device)
         bar = tqdm(total=steps, desc=f"torch epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         synchronize(device)
@@ -193,7 +162,10 @@ def fit(
         last_logged, t_last = 0, t_epoch
         for step in range(steps):
             idx = order[step]
-            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+            x = x_train[idx]  # [B, 1, 28, 28]
+            if max_shift:
+                x = shift_images(x, shift[step], max_shift, BACKGROUND)
+            loss = F.cross_entropy(model(x), y_train[idx], label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

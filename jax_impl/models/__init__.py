@@ -1,5 +1,7 @@
 """Flax NNX models; each takes float NHWC images and returns logits."""
 
 from jax_impl.models.cnn import CNN, count_params
+from jax_impl.models.vit import VARIANTS as VIT_VARIANTS
+from jax_impl.models.vit import ViT
 
-__all__ = ["CNN", "count_params"]
+__all__ = ["CNN", "ViT", "VIT_VARIANTS", "count_params"]

@@ -98,3 +98,14 @@ def copy_of_mnist(tmp_path):
     folder = tmp_path / "mnist"
     shutil.copytree(DEFAULT_DATA_DIR, folder)
     return folder
+
+
+def test_random_shifts_are_seeded_bounded_and_apart_from_the_orders():
+    from benchmarks.data import random_shifts
+
+    shifts = random_shifts(1000, 2, 2, seed=3)
+    assert shifts.shape == (2, 1000, 2) and shifts.dtype == np.int8
+    assert shifts.min() == -2 and shifts.max() == 2
+    np.testing.assert_array_equal(shifts, random_shifts(1000, 2, 2, seed=3))
+    assert not np.array_equal(shifts, random_shifts(1000, 2, 2, seed=4))
+    np.testing.assert_array_equal(epoch_orders(1000, 2, 3), epoch_orders(1000, 2, 3))  # orders unaffected

@@ -69,6 +69,12 @@ def test_same_data_gives_the_same_label_counts_to_both(smoke_both):
     (["--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),
     (["--schedule", "step"], "unknown schedule 'step'"),
     (["--data-source", "kaggle"], "unknown data source 'kaggle'"),
+    (["--model", "vit", "--variant", "huge/1"], "unknown variant 'huge/1'"),
+    (["--model", "cnn", "--variant", "tiny/7"], "this model has no variants"),
+    (["--weight-decay", "0.1"], "--weight-decay needs --optimizer adamw"),
+    (["--weight-decay", "-1", "--optimizer", "adamw"], "--weight-decay must be >= 0"),
+    (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
+    (["--augment-shift", "9"], "--augment-shift must be in [0, 8]"),
     (["--epochs", "two"], "invalid int value"),
     (["--bogus"], "unrecognized arguments"),
     (["--preset", "smoke", "--train-size", "999999"], "train_size must be in"),
@@ -92,3 +98,26 @@ def test_every_flag_has_help_and_a_default_shown():
     for action in parser._actions:
         if action.dest != "help":
             assert action.help and "(default:" in action.help, action.dest
+
+
+def test_vit_smoke_in_both_frameworks(tmp_path):
+    proc = run_cli("--model", "vit", "--framework", "both", "--preset", "smoke", "--no-progress", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["framework"] for r in results["runs"]] == ["jax", "torch"]
+    for run in results["runs"]:
+        assert RUN_KEYS <= set(run)
+        assert run["model"] == "vit" and run["variant"] == "tiny/7" and run["optimizer"] == "adamw"
+        assert run["params"] == 205962 and run["weight_decay"] == 0.05 and run["label_smoothing"] == 0.1
+        assert 0.15 < run["test_accuracy"] <= 1.0  # two short epochs from scratch: well above chance
+    assert "vit tiny/7" in proc.stdout and results["throughput_ratios"][0]["model"] == "vit tiny/7"
+
+
+def test_augmented_cnn_run_records_its_recipe(tmp_path):
+    proc = run_cli("--framework", "torch", "--preset", "smoke", "--epochs", "1", "--augment-shift", "2",
+                   "--optimizer", "adamw", "--weight-decay", "0.01", "--label-smoothing", "0.1", "--no-progress",
+                   "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    (run,) = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert (run["augment_shift"], run["weight_decay"], run["label_smoothing"]) == (2, 0.01, 0.1)
+    assert run["variant"] is None and run["model"] == "cnn"

@@ -98,3 +98,5 @@ def test_unknown_optimizer_and_schedule_are_rejected():
         train.make_optimizer("rmsprop", 1e-3)
     with pytest.raises(ValueError, match="unknown schedule"):
         train.make_optimizer("adam", 1e-3, schedule="step")
+    with pytest.raises(ValueError, match="weight decay needs adamw"):
+        train.make_optimizer("adam", 1e-3, weight_decay=0.1)

@@ -9,8 +9,10 @@ import torch
 from flax import nnx
 
 import jax_impl.models
+import jax_impl.optim
 import jax_impl.train
 import torch_ref.models
+import torch_ref.optim
 import torch_ref.train
 
 
@@ -26,34 +28,103 @@ def _to_torch_layout(name: str, shape: tuple) -> tuple:
     return shape
 
 
-def test_cnn_parameter_names_shapes_and_counts_mirror():
-    flax_params = _flax_params(jax_impl.models.CNN(rngs=nnx.Rngs(0)))
-    torch_params = {k: tuple(v.shape) for k, v in torch_ref.models.CNN().state_dict().items()}
-    as_torch = {k.replace("kernel", "weight"): _to_torch_layout(k, s) for k, s in flax_params.items()}
-    assert as_torch == torch_params
-    assert jax_impl.models.count_params(jax_impl.models.CNN(rngs=nnx.Rngs(0))) == \
-        torch_ref.models.count_params(torch_ref.models.CNN())
+def _torch_name(flax_name: str) -> str:
+    head, _, leaf = flax_name.rpartition(".")
+    leaf = {"kernel": "weight", "scale": "weight"}.get(leaf, leaf)
+    return f"{head}.{leaf}" if head else leaf
+
+
+TWINS = [("cnn", {}), ("vit", {"variant": "tiny/7"}), ("vit", {"variant": "tiny/4"}), ("vit", {"variant": "small/4"})]
+
+
+@pytest.mark.parametrize("model,kwargs", TWINS, ids=[f"{m}-{k.get('variant', '')}" for m, k in TWINS])
+def test_parameter_names_shapes_and_counts_mirror(model, kwargs):
+    cls = {"cnn": "CNN", "vit": "ViT"}[model]
+    flax_model = getattr(jax_impl.models, cls)(**kwargs, rngs=nnx.Rngs(0))
+    torch_model = getattr(torch_ref.models, cls)(**kwargs)
+    as_torch = {_torch_name(k): _to_torch_layout(k, s) for k, s in _flax_params(flax_model).items()}
+    assert as_torch == {k: tuple(v.shape) for k, v in torch_model.state_dict().items()}
+    assert jax_impl.models.count_params(flax_model) == torch_ref.models.count_params(torch_model)
+
+
+def test_vit_variant_tables_agree_with_each_other_and_the_registry():
+    from benchmarks.registry import MODELS
+
+    assert {k: vars(v) for k, v in jax_impl.models.VIT_VARIANTS.items()} == \
+        {k: vars(v) for k, v in torch_ref.models.VIT_VARIANTS.items()}
+    assert MODELS["vit"].variants == tuple(jax_impl.models.VIT_VARIANTS)
+
+
+def test_weight_decay_covers_the_same_parameters():
+    from jax_impl.optim import make_optimizer as make_jax_optimizer
+    from torch_ref.optim import make_optimizer as make_torch_optimizer
+
+    # With zero gradients one AdamW step moves only the parameters that decay.
+    flax_model = jax_impl.models.ViT(rngs=nnx.Rngs(0))
+    tx, _ = make_jax_optimizer("adamw", 0.1, model=flax_model, weight_decay=0.5)
+    opt = nnx.Optimizer(flax_model, tx, wrt=nnx.Param)
+    before = {p: np.array(v.get_value()) for p, v in nnx.to_flat_state(nnx.state(flax_model, nnx.Param))}
+    opt.update(flax_model, jax.tree.map(jax.numpy.zeros_like, nnx.state(flax_model, nnx.Param)))
+    after = dict(nnx.to_flat_state(nnx.state(flax_model, nnx.Param)))
+    flax_decayed = {_torch_name(".".join(map(str, p))) for p in before
+                    if not np.array_equal(before[p], np.asarray(after[p].get_value()))}
+
+    torch_model = torch_ref.models.ViT()
+    topt, _ = make_torch_optimizer("adamw", torch_model, 0.1, weight_decay=0.5)
+    before_t = {n: p.detach().clone() for n, p in torch_model.named_parameters()}
+    for p in torch_model.parameters():
+        p.grad = torch.zeros_like(p)
+    topt.step()
+    torch_decayed = {n for n, p in torch_model.named_parameters() if not torch.equal(before_t[n], p.detach())}
+    assert flax_decayed == torch_decayed
+    assert "blocks.0.attn.q.weight" in torch_decayed and "pos_embed" not in torch_decayed
+
+
+def test_shift_augmentation_is_identical():
+    from jax_impl.augment import shift_images as jax_shift
+    from torch_ref.augment import shift_images as torch_shift
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 28, 28, 1)).astype(np.float32)
+    shifts = np.array([[0, 0], [2, 0], [0, -2], [-1, 1], [2, 2], [-2, -1]], np.int8)
+    out_j = np.asarray(jax_shift(x, shifts, 2, -0.5))
+    out_t = torch_shift(torch.from_numpy(x.transpose(0, 3, 1, 2)), torch.from_numpy(shifts), 2, -0.5)
+    np.testing.assert_array_equal(out_j, out_t.numpy().transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(out_j[0], x[0])
+    np.testing.assert_array_equal(out_j[1, 2:], x[1, :-2])  # content moved down two rows
+    assert (out_j[1, :2] == -0.5).all()
+    np.testing.assert_array_equal(out_j[2, :, :-2], x[2, :, 2:])  # moved left two columns
+
+
+def test_label_smoothed_losses_agree():
+    import optax
+
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(8, 10)).astype(np.float32), rng.integers(0, 10, 8)
+    ours = optax.softmax_cross_entropy(logits, optax.smooth_labels(np.eye(10)[labels], 0.1)).mean()
+    theirs = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels), label_smoothing=0.1)
+    assert float(ours) == pytest.approx(theirs.item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("schedule,warmup", [("constant", 0), ("cosine", 0), ("cosine", 7)])
 def test_learning_rate_curves_match_optax(schedule, warmup):
     total = 50
-    optax_sched = jax_impl.train.make_schedule(0.1, schedule=schedule, total_steps=total, warmup_steps=warmup)
-    torch_lrs = [0.1 * torch_ref.train.schedule_factor(t, schedule=schedule, total_steps=total, warmup_steps=warmup)
+    optax_sched = jax_impl.optim.make_schedule(0.1, schedule=schedule, total_steps=total, warmup_steps=warmup)
+    torch_lrs = [0.1 * torch_ref.optim.schedule_factor(t, schedule=schedule, total_steps=total, warmup_steps=warmup)
                  for t in range(total + 3)]
     np.testing.assert_allclose(torch_lrs, [float(optax_sched(t)) for t in range(total + 3)], rtol=1e-5, atol=1e-8)
 
 
 def test_torch_scheduler_drives_the_optimizer_with_those_rates():
     model = torch.nn.Linear(2, 2)
-    opt, sched = torch_ref.train.make_optimizer("sgd", model.parameters(), 0.1, schedule="cosine", total_steps=10,
+    opt, sched = torch_ref.optim.make_optimizer("sgd", model, 0.1, schedule="cosine", total_steps=10,
                                                 warmup_steps=2)
     seen = []
     for _ in range(10):
         seen.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    optax_sched = jax_impl.train.make_schedule(0.1, schedule="cosine", total_steps=10, warmup_steps=2)
+    optax_sched = jax_impl.optim.make_schedule(0.1, schedule="cosine", total_steps=10, warmup_steps=2)
     np.testing.assert_allclose(seen, [float(optax_sched(t)) for t in range(10)], rtol=1e-5, atol=1e-8)
 
 

@@ -71,8 +71,9 @@ def test_non_finite_loss_stops_training(mnist):
 
 
 def test_unknown_optimizer_and_schedule_are_rejected():
-    params = CNN().parameters()
     with pytest.raises(ValueError, match="unknown optimizer"):
-        train.make_optimizer("rmsprop", params, 1e-3)
+        train.make_optimizer("rmsprop", CNN(), 1e-3)
     with pytest.raises(ValueError, match="unknown schedule"):
-        train.make_optimizer("adam", CNN().parameters(), 1e-3, schedule="step")
+        train.make_optimizer("adam", CNN(), 1e-3, schedule="step")
+    with pytest.raises(ValueError, match="weight decay needs adamw"):
+        train.make_optimizer("adam", CNN(), 1e-3, weight_decay=0.1)

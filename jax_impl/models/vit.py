@@ -1,0 +1,171 @@
+"""A Vision Transformer written from scratch in Flax NNX (the lab's Part 2).
+
+patch_embed (conv, kernel = stride = patch) -> tokens, + cls_token, + pos_embed
+-> dropout -> blocks[i]: x + attn(norm1(x)), then x + mlp(norm2(x))  (pre-LN)
+-> norm -> the class token -> head
+
+Attention is written out (q, k, v, scaled dot product, softmax, proj) so every
+weight maps one to one onto ``torch_ref.models.vit.ViT``, whose attribute names
+and parameter shapes this mirrors (kernels in Flax layout: HWIO, (in, out)).
+
+The defaults that differ between the frameworks are fixed here and there:
+LayerNorm epsilon 1e-6 with the two-pass variance, exact (erf) GELU, weights
+from a normal of std 0.02 truncated at +-2 std, biases 0, LayerNorm scale 1,
+class token 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+LN_EPS = 1e-6
+INIT_STD = 0.02
+weight_init = nnx.initializers.truncated_normal(INIT_STD)  # N(0, 0.02^2) cut at +-2 std
+
+
+@dataclasses.dataclass(frozen=True)
+class ViTConfig:
+    width: int  # token dimension D
+    depth: int  # encoder blocks
+    heads: int  # attention heads; D must divide by it
+    mlp_dim: int  # hidden size of each block's MLP
+    patch: int  # patch side; the image side must divide by it
+
+
+#: name -> size. "tiny/4" is the public 210k-parameter MNIST ViT's shape.
+VARIANTS = {
+    "tiny/7": ViTConfig(width=64, depth=6, heads=4, mlp_dim=128, patch=7),
+    "tiny/4": ViTConfig(width=64, depth=6, heads=4, mlp_dim=128, patch=4),
+    "small/4": ViTConfig(width=128, depth=6, heads=8, mlp_dim=256, patch=4),
+}
+DEFAULT_VARIANT = "tiny/7"
+
+
+def _linear(d_in: int, d_out: int, rngs: nnx.Rngs) -> nnx.Linear:
+    return nnx.Linear(d_in, d_out, kernel_init=weight_init, bias_init=nnx.initializers.zeros, rngs=rngs)
+
+
+def _layer_norm(d: int, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    return nnx.LayerNorm(d, epsilon=LN_EPS, use_fast_variance=False, rngs=rngs)
+
+
+class Attention(nnx.Module):
+    """Multi-head self-attention with separate q, k, v projections."""
+
+    def __init__(self, width: int, heads: int, *, dropout: float, rngs: nnx.Rngs):
+        if width % heads:
+            raise ValueError(f"width {width} is not divisible by heads {heads}")
+        self.heads = heads
+        self.q = _linear(width, width, rngs)
+        self.k = _linear(width, width, rngs)
+        self.v = _linear(width, width, rngs)
+        self.proj = _linear(width, width, rngs)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        b, t, d = x.shape
+        h = self.heads
+
+        def split(y):  # [B, T, D] -> [B, H, T, D/H]
+            return y.reshape(b, t, h, d // h).transpose(0, 2, 1, 3)
+
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        scores = q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(jnp.float32(d // h))  # [B, H, T, T]
+        weights = jax.nn.softmax(scores, axis=-1)
+        out = (weights @ v).transpose(0, 2, 1, 3).reshape(b, t, d)  # [B, T, D]
+        return self.dropout(self.proj(out))
+
+
+class MLP(nnx.Module):
+    def __init__(self, width: int, mlp_dim: int, *, dropout: float, rngs: nnx.Rngs):
+        self.fc1 = _linear(width, mlp_dim, rngs)
+        self.fc2 = _linear(mlp_dim, width, rngs)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = self.dropout(nnx.gelu(self.fc1(x), approximate=False))
+        return self.dropout(self.fc2(x))
+
+
+class Block(nnx.Module):
+    """Pre-LayerNorm encoder block."""
+
+    def __init__(self, cfg: ViTConfig, *, dropout: float, rngs: nnx.Rngs):
+        self.norm1 = _layer_norm(cfg.width, rngs)
+        self.attn = Attention(cfg.width, cfg.heads, dropout=dropout, rngs=rngs)
+        self.norm2 = _layer_norm(cfg.width, rngs)
+        self.mlp = MLP(cfg.width, cfg.mlp_dim, dropout=dropout, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nnx.Module):
+    """ViT classifier; takes float NHWC ``[B, 28, 28, 1]``, returns logits ``[B, 10]``.
+
+    ``model(x, return_intermediates=True)`` returns ``(logits, dict)`` with
+    ``embeddings`` ``[B, T, D]`` (after position embeddings), ``block_<i>``
+    ``[B, T, D]`` and ``pre_logits`` ``[B, D]``, for block-by-block checks.
+    """
+
+    #: parameters kept out of weight decay besides norms and biases
+    no_weight_decay = ("cls_token", "pos_embed")
+
+    def __init__(
+        self,
+        variant: str = DEFAULT_VARIANT,
+        *,
+        num_classes: int = 10,
+        image_size: int = 28,
+        in_channels: int = 1,
+        dropout: float = 0.1,
+        rngs: nnx.Rngs,
+    ):
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown ViT variant {variant!r} (choose from {', '.join(VARIANTS)})")
+        cfg = self.config = VARIANTS[variant]
+        if image_size % cfg.patch:
+            raise ValueError(f"image size {image_size} is not divisible by patch {cfg.patch}")
+        self.variant = variant
+        tokens = (image_size // cfg.patch) ** 2 + 1
+        self.patch_embed = nnx.Conv(
+            in_channels, cfg.width, kernel_size=(cfg.patch, cfg.patch), strides=(cfg.patch, cfg.patch),
+            padding="VALID", kernel_init=weight_init, bias_init=nnx.initializers.zeros, rngs=rngs,
+        )
+        self.cls_token = nnx.Param(jnp.zeros((1, 1, cfg.width)))
+        self.pos_embed = nnx.Param(weight_init(rngs.params(), (1, tokens, cfg.width)))
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.blocks = nnx.List([Block(cfg, dropout=dropout, rngs=rngs) for _ in range(cfg.depth)])
+        self.norm = _layer_norm(cfg.width, rngs)
+        self.head = _linear(cfg.width, num_classes, rngs)
+
+    def forward_features(self, x: jax.Array, intermediates: dict | None = None) -> jax.Array:
+        x = self.patch_embed(x)  # [B, H/p, W/p, D]
+        b, gh, gw, d = x.shape
+        x = x.reshape(b, gh * gw, d)  # [B, N, D], patches in row-major order
+        cls = jnp.broadcast_to(self.cls_token[...], (b, 1, d))
+        x = jnp.concatenate([cls, x], axis=1) + self.pos_embed[...]  # [B, N+1, D]
+        if intermediates is not None:
+            intermediates["embeddings"] = x
+        x = self.dropout(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if intermediates is not None:
+                intermediates[f"block_{i}"] = x
+        return self.norm(x)
+
+    def forward_head(self, x: jax.Array, intermediates: dict | None = None) -> jax.Array:
+        x = x[:, 0]  # [B, D], the class token
+        if intermediates is not None:
+            intermediates["pre_logits"] = x
+        return self.head(x)  # [B, num_classes]
+
+    def __call__(self, x: jax.Array, return_intermediates: bool = False):
+        intermediates = {} if return_intermediates else None
+        logits = self.forward_head(self.forward_features(x, intermediates), intermediates)
+        return (logits, intermediates) if return_intermediates else logits

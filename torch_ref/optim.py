@@ -1,0 +1,68 @@
+"""Optimizers and learning-rate schedules (torch.optim), mirroring ``jax_impl.optim``.
+
+* ``adam``, ``sgd`` (with momentum) and ``adamw``; AdamW's decoupled weight
+  decay is multiplied by the scheduled learning rate, as in ``optax.adamw``.
+* Weight decay applies to weight matrices and kernels only: never to norms,
+  biases (both 1-D) or the parameters a model lists in ``no_weight_decay``.
+* The learning rate follows :func:`schedule_factor`, written to equal optax's
+  ``cosine_decay_schedule`` / ``warmup_cosine_decay_schedule`` step for step.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from torch import nn
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine")
+
+
+def schedule_factor(step: int, *, schedule: str, total_steps: int, warmup_steps: int = 0) -> float:
+    """Multiplier of the base learning rate at ``step``: 1, or cosine to 0 after a linear warm-up."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r} (choose from {', '.join(SCHEDULES)})")
+    if schedule == "constant":
+        return 1.0
+    if warmup_steps > 0:
+        total = max(total_steps, warmup_steps + 1)
+        if step < warmup_steps:
+            return step / warmup_steps
+        t = min(step - warmup_steps, total - warmup_steps) / (total - warmup_steps)
+    else:
+        total = max(total_steps, 1)
+        t = min(step, total) / total
+    return 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: decaying (2-D and up, not in ``model.no_weight_decay``) and the rest."""
+    excluded = set(getattr(model, "no_weight_decay", ()))
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or set(name.split(".")) & excluded else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(
+    name: str, model: nn.Module, lr: float, *, momentum: float = 0.9, weight_decay: float = 0.0,
+    schedule: str = "constant", total_steps: int = 1, warmup_steps: int = 0,
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The optimizer over ``model``'s parameters and its per-step scheduler."""
+    factor = functools.partial(schedule_factor, schedule=schedule, total_steps=total_steps, warmup_steps=warmup_steps)
+    factor(0)  # rejects an unknown schedule before anything is built
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
+    if weight_decay and name != "adamw":
+        raise ValueError(f"weight decay needs adamw, not {name}")
+    if name == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    elif name == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    else:
+        opt = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
