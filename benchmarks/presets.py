@@ -48,10 +48,12 @@ CNN_PRESETS = {
 # ViT: AdamW with warm-up and cosine decay, label smoothing 0.1, weight decay 0.05
 # off norms, biases and embeddings, random shifts of up to 2 pixels.
 _VIT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05}
+# At the cpu preset, PyTorch reached 97.16% / 97.34% / 97.70% with AdamW 1e-3 / 2e-3 / 3e-3 (seed 0).
+_VIT_CPU_LR = {"adam": 3e-3, "adamw": 3e-3, "sgd": 0.05}
 VIT_PRESETS = {
     "smoke": Preset(epochs=2, batch_size=128, lr={"adam": 2e-3, "adamw": 2e-3, "sgd": 0.05}, optimizer="adamw",
                     train_size=2000, val_size=1000, variant="tiny/7", weight_decay=0.05, label_smoothing=0.1),
-    "cpu": Preset(epochs=6, batch_size=128, lr=_VIT_LR, optimizer="adamw", warmup_epochs=1, variant="tiny/7",
+    "cpu": Preset(epochs=6, batch_size=128, lr=_VIT_CPU_LR, optimizer="adamw", warmup_epochs=1, variant="tiny/7",
                   weight_decay=0.05, label_smoothing=0.1, augment_shift=2),
     "full": Preset(epochs=60, batch_size=128, lr=_VIT_LR, optimizer="adamw", warmup_epochs=5, variant="tiny/4",
                    weight_decay=0.05, label_smoothing=0.1, augment_shift=2),

@@ -1,0 +1,227 @@
+"""The parity checks: each builds both twins, makes their weights identical, and compares.
+
+Every check returns a list of records ``{"model", "check", "max_abs_diff",
+"tolerance", "passed", "detail"}``; ``detail`` names the path (the first over
+tolerance, else the worst) so a failure says where the frameworks part ways.
+
+* :func:`forward`: evaluation-mode logits (and the ViT's intermediates) on a
+  real MNIST batch and on edge inputs, in both conversion directions.
+* :func:`gradients`: the loss and every parameter's gradient on one batch.
+* :func:`trajectory`: N optimizer steps from identical weights on identical
+  batches, dropout off: the loss at every step and the final parameters.
+* :func:`round_trip`: torch -> flax -> torch returns the same state dict, bit for bit.
+* :func:`timing`: compile and steady-state step time per framework (reported, never asserted).
+* :func:`training`: full training at a preset in both frameworks from the same
+  initial weights and data order, dropout on, over several seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import torch
+import torch.nn.functional as F
+from flax import nnx
+
+import jax_impl.models
+import jax_impl.optim
+import jax_impl.train
+import torch_ref.models
+import torch_ref.optim
+import torch_ref.train
+from parity.compare import compare_trees
+from parity.convert import flax_params, flax_to_torch, table_for, torch_grads_as_flax, torch_params, torch_to_flax
+
+MODELS = ("cnn", "vit")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerances:
+    forward: float = 1e-5  # max|diff| of logits and intermediates, float32
+    gradients: float = 1e-5  # max|diff| / max(1, max|grad|) per parameter; loss absolute
+    trajectory: float = 1e-4  # per-step losses and final parameters
+    training_gap_pp: float = 0.15  # mean test accuracy over seeds, percentage points
+
+
+CPU_TOLERANCES = Tolerances()
+#: On a GPU, with TF32 off in PyTorch and "highest" matmul precision in JAX,
+#: cuDNN's and XLA's convolution algorithms still sum in different orders.
+GPU_TOLERANCES = Tolerances(forward=1e-4, gradients=1e-4, trajectory=1e-3)
+
+
+def on_gpu() -> bool:
+    return jax.default_backend() != "cpu" or torch.cuda.is_available()
+
+
+def strict_precision() -> Tolerances:
+    """Full float32 on every device (no TF32) and the tolerances that then apply."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    jax.config.update("jax_default_matmul_precision", "highest")
+    return GPU_TOLERANCES if on_gpu() else CPU_TOLERANCES
+
+
+def build_pair(model: str, seed: int = 0, *, init_from: str = "torch", variant: str | None = None, **kwargs):
+    """Both twins with identical weights: one framework's initialisation converted into the other."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r} (choose from {', '.join(MODELS)})")
+    cls = {"cnn": "CNN", "vit": "ViT"}[model]
+    args = (variant,) if variant else ()
+    flax_model = getattr(jax_impl.models, cls)(*args, **kwargs, rngs=nnx.Rngs(seed))
+    torch.manual_seed(seed)
+    torch_model = getattr(torch_ref.models, cls)(*args, **kwargs).to(torch_ref.train.default_device())
+    if init_from == "torch":
+        torch_to_flax(torch_model, flax_model)
+    elif init_from == "flax":
+        flax_to_torch(flax_model, torch_model)
+    else:
+        raise ValueError(f"init_from must be 'torch' or 'flax', got {init_from!r}")
+    return flax_model, torch_model
+
+
+def _record(model: str, check: str, comparison, **extra) -> dict:
+    return {
+        "model": model, "check": check, "max_abs_diff": comparison.max_abs_diff,
+        "tolerance": comparison.tolerance, "passed": bool(comparison.passed),
+        "detail": comparison.message(), **extra,
+    }
+
+
+def _outputs(flax_model, torch_model, images: np.ndarray) -> tuple[dict, dict]:
+    """Evaluation-mode outputs of both, as flat dicts in forward order."""
+    flax_model.eval()
+    torch_model.eval()
+    x_flax = jax_impl.train.preprocess(images)
+    x_torch = torch_ref.train.preprocess(images, next(torch_model.parameters()).device)
+    with torch.no_grad():
+        if isinstance(flax_model, jax_impl.models.ViT):
+            logits_f, inter_f = flax_model(x_flax, return_intermediates=True)
+            logits_t, inter_t = torch_model(x_torch, return_intermediates=True)
+            return inter_f | {"logits": logits_f}, {k: v for k, v in inter_t.items()} | {"logits": logits_t}
+        return {"logits": flax_model(x_flax)}, {"logits": torch_model(x_torch)}
+
+
+def edge_inputs(images: np.ndarray) -> dict[str, np.ndarray]:
+    """A real batch, then inputs at the edges of the pixel range, and a batch of one."""
+    shape = (4, *images.shape[1:])
+    return {
+        "mnist_batch": images,
+        "all_zeros": np.zeros(shape, np.uint8),
+        "saturated": np.full(shape, 255, np.uint8),
+        "one_image": images[:1],
+    }
+
+
+def forward(model: str, images: np.ndarray, *, tol: Tolerances = CPU_TOLERANCES, seed: int = 0,
+            table=None) -> list[dict]:
+    """Logits (and intermediates) agree after conversion, in both directions, on every input."""
+    records = []
+    for direction in ("torch", "flax"):
+        flax_model, torch_model = build_pair(model, seed, init_from=direction)
+        if table is not None:  # a caller's (possibly wrong) table, to prove failures are caught
+            torch_to_flax(torch_model, flax_model, table=table)
+        for name, batch in edge_inputs(images).items():
+            ours, theirs = _outputs(flax_model, torch_model, batch)
+            comparison = compare_trees(ours, theirs, tolerance=tol.forward)
+            records.append(_record(model, f"forward ({direction} init, {name})", comparison))
+    return records
+
+
+def _flax_loss(model, x, y):
+    return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+
+def gradients(model: str, images: np.ndarray, labels: np.ndarray, *, tol: Tolerances = CPU_TOLERANCES,
+              seed: int = 0) -> list[dict]:
+    """Loss and every parameter's gradient on one batch, dropout off."""
+    flax_model, torch_model = build_pair(model, seed)
+    flax_model.eval()
+    torch_model.eval()
+    loss_f, grads_f = nnx.value_and_grad(_flax_loss)(
+        flax_model, jax_impl.train.preprocess(images), jnp.asarray(labels, jnp.int32))
+    device = next(torch_model.parameters()).device
+    loss_t = F.cross_entropy(torch_model(torch_ref.train.preprocess(images, device)),
+                             torch.as_tensor(labels, dtype=torch.long, device=device))
+    torch_model.zero_grad()
+    loss_t.backward()
+    grads_flax = {".".join(map(str, p)): np.asarray(v.get_value()) for p, v in nnx.to_flat_state(grads_f)}
+    loss_cmp = compare_trees({"loss": np.asarray(loss_f)}, {"loss": loss_t.item()}, tolerance=tol.gradients)
+    grad_cmp = compare_trees(grads_flax, torch_grads_as_flax(torch_model, flax_model), tolerance=tol.gradients,
+                             scaled=True)
+    return [_record(model, "gradients (loss)", loss_cmp), _record(model, "gradients (parameters)", grad_cmp)]
+
+
+@nnx.jit
+def _flax_update(model, optimizer, x, y):
+    loss, grads = nnx.value_and_grad(_flax_loss)(model, x, y)
+    optimizer.update(model, grads)
+    return loss
+
+
+def trajectory(model: str, images: np.ndarray, labels: np.ndarray, *, optimizer: str, lr: float, steps: int,
+               batch_size: int = 32, weight_decay: float = 0.0, tol: Tolerances = CPU_TOLERANCES,
+               seed: int = 0) -> list[dict]:
+    """``steps`` updates from identical weights on identical batches, dropout off."""
+    flax_model, torch_model = build_pair(model, seed)
+    flax_model.eval()  # dropout off; gradients still flow
+    torch_model.eval()
+    device = next(torch_model.parameters()).device
+    tx, _ = jax_impl.optim.make_optimizer(optimizer, lr, model=flax_model, weight_decay=weight_decay)
+    opt_f = nnx.Optimizer(flax_model, tx, wrt=nnx.Param)
+    opt_t, _ = torch_ref.optim.make_optimizer(optimizer, torch_model, lr, weight_decay=weight_decay)
+    x_f, y_f = jax_impl.train.preprocess(images), jnp.asarray(labels, jnp.int32)
+    x_t = torch_ref.train.preprocess(images, device)
+    y_t = torch.as_tensor(labels, dtype=torch.long, device=device)
+    n = len(images) // batch_size
+    losses_f, losses_t = [], []
+    for step in range(steps):
+        lo = (step % n) * batch_size
+        losses_f.append(_flax_update(flax_model, opt_f, x_f[lo:lo + batch_size], y_f[lo:lo + batch_size]))
+        loss = F.cross_entropy(torch_model(x_t[lo:lo + batch_size]), y_t[lo:lo + batch_size])
+        opt_t.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_t.step()
+        losses_t.append(loss.detach())
+    name = f"trajectory ({optimizer}, {steps} steps)"
+    loss_cmp = compare_trees({f"loss[{i}]": np.asarray(v) for i, v in enumerate(losses_f)},
+                             {f"loss[{i}]": v.item() for i, v in enumerate(losses_t)}, tolerance=tol.trajectory)
+    table = table_for(flax_model, torch_model)
+    from parity.convert import torch_to_flax_array
+
+    theirs = torch_params(torch_model)
+    param_cmp = compare_trees(flax_params(flax_model), {r.flax: torch_to_flax_array(r, theirs[r.torch]) for r in table},
+                              tolerance=tol.trajectory)
+    return [_record(model, f"{name}: losses", loss_cmp), _record(model, f"{name}: final parameters", param_cmp)]
+
+
+def round_trip(model: str, *, seed: int = 0) -> list[dict]:
+    """torch -> flax -> torch gives back the very same state dict."""
+    flax_model, torch_model = build_pair(model, seed)  # torch init, converted into flax
+    original = torch_params(torch_model)
+    fresh = type(torch_model)().to(next(torch_model.parameters()).device)
+    flax_to_torch(flax_model, fresh)
+    comparison = compare_trees(torch_params(fresh), original, tolerance=0.0)
+    return [_record(model, "round trip torch -> flax -> torch", comparison)]
+
+
+def timing(model: str, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 128, steps: int = 20,
+           seed: int = 0) -> dict:
+    """Compile time and steady-state step time of the real training steps, per framework."""
+    n = batch_size * steps
+    orders = np.stack([np.arange(n), np.arange(n)])  # two epochs; the second is steady state
+    flax_model, torch_model = build_pair(model, seed)
+    out = {}
+    for name, module, net in (("jax", jax_impl.train, flax_model), ("torch", torch_ref.train, torch_model)):
+        result = module.fit(net, images[:n], labels[:n], orders=orders, batch_size=batch_size, progress=False)
+        out[name] = {
+            "compile_time_s": result["compile_time_s"],
+            "warmup_time_s": result["warmup_time_s"],
+            "step_time_ms": 1000 * result["history"][1]["epoch_time_s"] / steps,
+        }
+    out["jax_over_torch_speed"] = out["torch"]["step_time_ms"] / out["jax"]["step_time_ms"]
+    out["batch_size"] = batch_size
+    return out
