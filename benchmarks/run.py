@@ -174,9 +174,11 @@ def parse_frameworks(value: str) -> list[str]:
     return [value]
 
 
-def run_one(backend, spec, model_name: str, s: dict, data, split, orders, shifts, progress: bool) -> dict:
-    """Build, train and test one model in one framework; return its run record."""
-    model = backend.build(spec, s["seed"], s["variant"])
+def run_one(backend, spec, model_name: str, s: dict, data, split, orders, shifts, progress: bool,
+            model=None, weights: str | None = None) -> dict:
+    """Build (unless ``model`` is given), train and test one model in one framework; return its run record."""
+    if model is None:
+        model = backend.build(spec, s["seed"], s["variant"])
     x_train, y_train = data.train_images[split.train], data.train_labels[split.train]
     steps = len(split.train) // s["batch_size"]
     fit = backend.train.fit(
@@ -208,7 +210,7 @@ def run_one(backend, spec, model_name: str, s: dict, data, split, orders, shifts
         "augment_shift": s["augment_shift"],
         "seed": s["seed"],
         "preset": s["preset"],
-        "weights": f"random init (seed {s['seed']})",
+        "weights": weights or f"random init (seed {s['seed']})",
         "train_size": int(len(split.train)),
         "val_size": int(len(split.val)),
         "device": backend.device(),

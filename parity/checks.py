@@ -34,7 +34,9 @@ import torch_ref.models
 import torch_ref.optim
 import torch_ref.train
 from parity.compare import compare_trees
-from parity.convert import flax_params, flax_to_torch, table_for, torch_grads_as_flax, torch_params, torch_to_flax
+from parity.convert import (
+    flax_params, flax_to_torch, table_for, torch_grads_as_flax, torch_params, torch_to_flax, torch_to_flax_array,
+)
 
 MODELS = ("cnn", "vit")
 
@@ -162,39 +164,55 @@ def _flax_update(model, optimizer, x, y):
     return loss
 
 
-def trajectory(model: str, images: np.ndarray, labels: np.ndarray, *, optimizer: str, lr: float, steps: int,
-               batch_size: int = 32, weight_decay: float = 0.0, tol: Tolerances = CPU_TOLERANCES,
-               seed: int = 0) -> list[dict]:
-    """``steps`` updates from identical weights on identical batches, dropout off."""
-    flax_model, torch_model = build_pair(model, seed)
-    flax_model.eval()  # dropout off; gradients still flow
-    torch_model.eval()
-    device = next(torch_model.parameters()).device
-    tx, _ = jax_impl.optim.make_optimizer(optimizer, lr, model=flax_model, weight_decay=weight_decay)
-    opt_f = nnx.Optimizer(flax_model, tx, wrt=nnx.Param)
-    opt_t, _ = torch_ref.optim.make_optimizer(optimizer, torch_model, lr, weight_decay=weight_decay)
-    x_f, y_f = jax_impl.train.preprocess(images), jnp.asarray(labels, jnp.int32)
-    x_t = torch_ref.train.preprocess(images, device)
-    y_t = torch.as_tensor(labels, dtype=torch.long, device=device)
-    n = len(images) // batch_size
-    losses_f, losses_t = [], []
-    for step in range(steps):
-        lo = (step % n) * batch_size
-        losses_f.append(_flax_update(flax_model, opt_f, x_f[lo:lo + batch_size], y_f[lo:lo + batch_size]))
-        loss = F.cross_entropy(torch_model(x_t[lo:lo + batch_size]), y_t[lo:lo + batch_size])
-        opt_t.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_t.step()
-        losses_t.append(loss.detach())
-    name = f"trajectory ({optimizer}, {steps} steps)"
-    loss_cmp = compare_trees({f"loss[{i}]": np.asarray(v) for i, v in enumerate(losses_f)},
-                             {f"loss[{i}]": v.item() for i, v in enumerate(losses_t)}, tolerance=tol.trajectory)
-    table = table_for(flax_model, torch_model)
-    from parity.convert import torch_to_flax_array
+def _to_float64(flax_model, torch_model) -> None:
+    """Both models in float64 (call inside ``jax.enable_x64``)."""
+    state = nnx.state(flax_model, nnx.Param)
+    nnx.update(flax_model, jax.tree.map(lambda v: jnp.asarray(v, jnp.float64), state))
+    torch_model.double()
 
-    theirs = torch_params(torch_model)
-    param_cmp = compare_trees(flax_params(flax_model), {r.flax: torch_to_flax_array(r, theirs[r.torch]) for r in table},
-                              tolerance=tol.trajectory)
+
+def trajectory(model: str, images: np.ndarray, labels: np.ndarray, *, optimizer: str, lr: float, steps: int,
+               batch_size: int = 32, weight_decay: float = 0.0, dtype: str = "float32",
+               tol: Tolerances = CPU_TOLERANCES, seed: int = 0) -> list[dict]:
+    """``steps`` updates from identical weights on identical batches, dropout off.
+
+    ``dtype="float64"`` runs both frameworks in double precision. Adam divides
+    each gradient by its own running RMS, so float32 rounding noise in tiny
+    gradients (about 1e-8 here, the size of Adam's epsilon) becomes an
+    update-sized difference that the training dynamics then amplify; in
+    float64 that noise is gone and what remains is the algorithms' agreement.
+    """
+    with jax.enable_x64(dtype == "float64"):
+        flax_model, torch_model = build_pair(model, seed)
+        np_dtype = np.float64 if dtype == "float64" else np.float32
+        if dtype == "float64":
+            _to_float64(flax_model, torch_model)
+        flax_model.eval()  # dropout off; gradients still flow
+        torch_model.eval()
+        device = next(torch_model.parameters()).device
+        tx, _ = jax_impl.optim.make_optimizer(optimizer, lr, model=flax_model, weight_decay=weight_decay)
+        opt_f = nnx.Optimizer(flax_model, tx, wrt=nnx.Param)
+        opt_t, _ = torch_ref.optim.make_optimizer(optimizer, torch_model, lr, weight_decay=weight_decay)
+        x_np = np.asarray(jax_impl.train.preprocess(images), np_dtype)  # bit-identical inputs for both
+        x_f, y_f = jnp.asarray(x_np), jnp.asarray(labels, jnp.int32)
+        x_t = torch.from_numpy(x_np.transpose(0, 3, 1, 2).copy()).to(device)
+        y_t = torch.as_tensor(labels, dtype=torch.long, device=device)
+        n = len(images) // batch_size
+        losses_f, losses_t = [], []
+        for step in range(steps):
+            lo = (step % n) * batch_size
+            losses_f.append(_flax_update(flax_model, opt_f, x_f[lo:lo + batch_size], y_f[lo:lo + batch_size]))
+            loss = F.cross_entropy(torch_model(x_t[lo:lo + batch_size]), y_t[lo:lo + batch_size])
+            opt_t.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_t.step()
+            losses_t.append(loss.detach())
+        name = f"trajectory ({optimizer} lr {lr:g}, {steps} steps, {dtype})"
+        loss_cmp = compare_trees({f"loss[{i}]": np.asarray(v) for i, v in enumerate(losses_f)},
+                                 {f"loss[{i}]": v.item() for i, v in enumerate(losses_t)}, tolerance=tol.trajectory)
+        theirs = torch_params(torch_model)
+        ours = {r.flax: torch_to_flax_array(r, theirs[r.torch]) for r in table_for(flax_model, torch_model)}
+        param_cmp = compare_trees(flax_params(flax_model), ours, tolerance=tol.trajectory)
     return [_record(model, f"{name}: losses", loss_cmp), _record(model, f"{name}: final parameters", param_cmp)]
 
 
@@ -225,3 +243,42 @@ def timing(model: str, images: np.ndarray, labels: np.ndarray, *, batch_size: in
     out["jax_over_torch_speed"] = out["torch"]["step_time_ms"] / out["jax"]["step_time_ms"]
     out["batch_size"] = batch_size
     return out
+
+
+def training(model: str, data, *, seeds: list[int], preset: str = "cpu", progress: bool = False) -> dict:
+    """Train both frameworks at ``preset`` from the same initial weights and data order, per seed.
+
+    The Flax initialisation of each seed is converted into the PyTorch model;
+    orders and augmentation shifts come from the harness, so only dropout's
+    random streams differ. Passes when the mean test accuracies over the seeds
+    differ by at most ``CPU_TOLERANCES.training_gap_pp`` percentage points.
+    """
+    from benchmarks.backends import JaxBackend, TorchBackend
+    from benchmarks.data import epoch_orders, random_shifts, train_val_split
+    from benchmarks.registry import MODELS
+    from benchmarks.run import build_parser, resolve_settings, run_one
+
+    spec = MODELS[model]
+    backends = (JaxBackend(), TorchBackend())
+    runs = []
+    for seed in seeds:
+        s = resolve_settings(build_parser().parse_args(["--seed", str(seed)]), spec, preset)
+        split = train_val_split(len(data.train_labels), val_size=s["val_size"], train_size=s["train_size"])
+        orders = epoch_orders(len(split.train), s["epochs"], seed)
+        shifts = random_shifts(len(split.train), s["epochs"], s["augment_shift"], seed) if s["augment_shift"] else None
+        flax_model, torch_model = build_pair(model, seed, init_from="flax", variant=s["variant"])
+        weights = f"Flax init (seed {seed}), converted to PyTorch"
+        for backend, net in zip(backends, (flax_model, torch_model)):
+            runs.append(run_one(backend, spec, model, s, data, split, orders, shifts, progress, model=net,
+                                weights=weights))
+    acc = {fw: [r["test_accuracy"] for r in runs if r["framework"] == fw] for fw in ("jax", "torch")}
+    gap_pp = 100 * abs(float(np.mean(acc["jax"])) - float(np.mean(acc["torch"])))
+    return {
+        "model": model, "preset": preset, "seeds": list(seeds),
+        "test_accuracy": acc,
+        "mean_test_accuracy": {fw: float(np.mean(v)) for fw, v in acc.items()},
+        "gap_pp": gap_pp, "tolerance_pp": CPU_TOLERANCES.training_gap_pp,
+        "passed": gap_pp <= CPU_TOLERANCES.training_gap_pp,
+        "runs": [{k: r[k] for k in ("framework", "seed", "test_accuracy", "test_macro_f1", "test_loss",
+                                     "train_loss", "train_time_s", "images_per_s", "weights")} for r in runs],
+    }
