@@ -84,8 +84,9 @@ def markdown(report: dict) -> str:
     ]
     for c in report["checks"]:
         verdict = ("yes" if c["passed"] else "**NO**") if c["asserted"] else ("yes" if c["passed"] else "no") + " (measured, not asserted)"
+        detail = c["detail"].replace("|", "\\|")  # max|diff| inside a Markdown cell
         lines.append(f"| {c['model']} | {c['check']} | {c['max_abs_diff']:.3g} | {c['tolerance']:.0e} | {verdict} | "
-                     f"{c['detail']} |")
+                     f"{detail} |")
     lines += ["", "Adam in float32 is measured but not asserted: Adam divides each gradient by its running RMS, so",
               "float32 rounding noise in near-zero gradients (about 1e-8, the size of Adam's epsilon) becomes an",
               "update-sized difference that training then amplifies. The same trajectories in float64 are asserted.",
