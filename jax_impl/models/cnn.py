@@ -28,7 +28,7 @@ def max_pool(x: jax.Array, window: int) -> jax.Array:
 
     Same values as ``nnx.max_pool(x, (w, w), (w, w))`` (floor on ragged
     edges), but its gradient is an elementwise mask instead of XLA's
-    select-and-scatter, which costs about half the training step on XLA CPU.
+    select-and-scatter, which dominated the training step on XLA CPU when measured.
     Ties, which after a ReLU are zeros, get no gradient through the ReLU in
     either framework, so gradients match PyTorch's ``max_pool2d``.
     """
