@@ -72,7 +72,7 @@ def ratio_lines(ratios: list[dict]) -> list[str]:
     ]
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so a crash never leaves half a report."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -140,5 +140,5 @@ def markdown_report(results: dict) -> str:
 
 def write_results(out_dir: Path, results: dict) -> None:
     """``results.json`` and ``results.md`` in ``out_dir``, each replaced atomically."""
-    _atomic_write(out_dir / "results.json", json.dumps(results, indent=2, allow_nan=True) + "\n")
-    _atomic_write(out_dir / "results.md", markdown_report(results))
+    atomic_write(out_dir / "results.json", json.dumps(results, indent=2, allow_nan=True) + "\n")
+    atomic_write(out_dir / "results.md", markdown_report(results))

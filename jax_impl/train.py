@@ -106,23 +106,27 @@ class _Evaluator:
         labels = np.zeros(self.n, np.int32) if labels is None else np.asarray(labels, np.int32)
         self.images = preprocess(np.pad(images, ((0, pad), (0, 0), (0, 0), (0, 0))))
         self.labels = jnp.asarray(np.pad(labels, (0, pad)))
+        self._compiled = None  # set by compile()
         model.eval()  # dropout off: a different (static) graph definition
         self.graphdef, _ = nnx.split(model)
         model.train()
 
     def compile(self, model_state) -> float:
-        """Compile the eval step ahead of time (and use that executable); return the seconds it took."""
+        """Compile the eval step ahead of time, keep the executable for later calls; return the seconds taken."""
         t0 = time.perf_counter()
-        compiled = _eval_step.lower(self.graphdef, model_state, self.images, self.labels, np.int32(0), self.batch_size).compile()
-        self._step = compiled
+        self._compiled = _eval_step.lower(
+            self.graphdef, model_state, self.images, self.labels, np.int32(0), self.batch_size
+        ).compile()
         return time.perf_counter() - t0
 
-    def _step(self, model_state, images, labels, start):
-        return _eval_step(self.graphdef, model_state, images, labels, start, self.batch_size)
+    def _step(self, model_state, start):
+        if self._compiled is not None:
+            return self._compiled(model_state, self.images, self.labels, start)
+        return _eval_step(self.graphdef, model_state, self.images, self.labels, start, self.batch_size)
 
     def __call__(self, model_state) -> tuple[np.ndarray, np.ndarray]:
         outs = [
-            self._step(model_state, self.images, self.labels, np.int32(start))
+            self._step(model_state, np.int32(start))
             for start in range(0, len(self.images), self.batch_size)
         ]
         logits = np.asarray(jnp.concatenate([o[0] for o in outs]))[: self.n]

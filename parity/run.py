@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from benchmarks.report import _atomic_write
+    from benchmarks.report import atomic_write
     from parity import checks
 
     tol = checks.strict_precision()
@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     def write():
-        _atomic_write(out / "parity.json", json.dumps(report, indent=2) + "\n")
-        _atomic_write(out / "parity.md", markdown(report))
+        atomic_write(out / "parity.json", json.dumps(report, indent=2) + "\n")
+        atomic_write(out / "parity.md", markdown(report))
 
     for model in models:
         records, timing = run_checks(model, data, tol=tol, steps=args.trajectory_steps)
