@@ -13,6 +13,10 @@ from benchmarks.environment import cpu_name
 from benchmarks.registry import ModelSpec, import_object
 
 
+class ModelBuildError(Exception):
+    """A model that cannot be built as asked (weights missing, image too small): one line, exit 2."""
+
+
 def _versions(*packages: str) -> dict:
     out = {}
     for name in packages:
@@ -48,7 +52,7 @@ class JaxBackend:
             "device_count": self.jax.device_count(),
         }
 
-    def build(self, spec: ModelSpec, seed: int, variant: str | None = None):
+    def build(self, spec: ModelSpec, seed: int, variant: str | None = None, options: dict | None = None):
         args = (variant,) if variant else ()
         return import_object(spec.jax)(*args, rngs=self.nnx.Rngs(seed))
 
@@ -85,10 +89,30 @@ class TorchBackend:
             "cuda": self.torch.version.cuda,
         }
 
-    def build(self, spec: ModelSpec, seed: int, variant: str | None = None):
+    def build(self, spec: ModelSpec, seed: int, variant: str | None = None, options: dict | None = None):
+        """The model on this backend's device; ``options`` go to the torchvision builders.
+
+        ``options`` (finetune models only): ``weights``, ``image_size``, ``freeze_features``.
+        """
         self.torch.manual_seed(seed)  # initial weights and the dropout stream
         args = (variant,) if variant else ()
-        return import_object(spec.torch)(*args).to(self._device)
+        if not spec.finetune:
+            return import_object(spec.torch)(*args).to(self._device)
+        from torch_ref.finetune import WeightsError
+
+        try:
+            return import_object(spec.torch)(*args, **(options or {})).to(self._device)
+        except (WeightsError, ValueError) as err:
+            raise ModelBuildError(str(err)) from None
+
+    def check_weights(self, model: str, variant: str | None, choice: str) -> None:
+        """Fail before any training on weights that cannot be had (see ``torch_ref.finetune.weights``)."""
+        from torch_ref.finetune import WeightsError, check_available, pretrained_weights
+
+        try:
+            check_available(choice, pretrained_weights(model, variant))
+        except WeightsError as err:
+            raise ModelBuildError(str(err)) from None
 
     def count_params(self, model) -> int:
         from torch_ref.models import count_params

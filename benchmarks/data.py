@@ -322,6 +322,19 @@ def train_val_split(
     return Split(train=np.sort(train), val=np.sort(val))
 
 
+def test_subset(num_test: int, test_size: int | None, *, split_seed: int = SPLIT_SEED) -> np.ndarray:
+    """Indices of the test images to evaluate: all of them, or a fixed random ``test_size`` subset.
+
+    A seeded permutation rather than the first N: MNIST's test file is not
+    shuffled (its halves come from different groups of writers).
+    """
+    if test_size is None or test_size == num_test:
+        return np.arange(num_test)
+    if not 0 < test_size <= num_test:
+        raise ValueError(f"test_size must be in [1, {num_test}], got {test_size}")
+    return np.sort(np.random.default_rng(split_seed).permutation(num_test)[:test_size])
+
+
 def epoch_orders(num_examples: int, epochs: int, seed: int) -> np.ndarray:
     """The shuffling order of every epoch, ``int64 [epochs, num_examples]``.
 

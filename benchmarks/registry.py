@@ -9,7 +9,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
-from benchmarks.presets import CNN_PRESETS, VIT_PRESETS, Preset
+from benchmarks.presets import (
+    ALEXNET_PRESETS,
+    CNN_PRESETS,
+    FASTER_RCNN_PRESETS,
+    VGG16_PRESETS,
+    VIT_PRESETS,
+    Preset,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,13 +26,32 @@ class ModelSpec:
     presets: dict[str, Preset]
     description: str = ""
     variants: tuple[str, ...] = ()  # names in the models' own variants tables (checked by a test)
+    # torchvision models: built as Class(variant?, weights=, image_size=, ...), PyTorch only
+    finetune: bool = False
+    min_image_size: int | None = None  # the builders' own minimum (checked by a test)
 
 
 MODELS: dict[str, ModelSpec] = {
     "cnn": ModelSpec("jax_impl.models:CNN", "torch_ref.models:CNN", CNN_PRESETS, "2 conv + 2 dense layers, dropout"),
     "vit": ModelSpec("jax_impl.models:ViT", "torch_ref.models:ViT", VIT_PRESETS, "Vision Transformer from scratch",
                      variants=("tiny/7", "tiny/4", "small/4")),
+    "vgg16": ModelSpec(None, "torch_ref.finetune:vgg16", VGG16_PRESETS, "torchvision VGG16, fine-tuned",
+                       finetune=True, min_image_size=32),
+    "alexnet": ModelSpec(None, "torch_ref.finetune:alexnet", ALEXNET_PRESETS, "torchvision AlexNet, fine-tuned",
+                         finetune=True, min_image_size=63),
+    "faster_rcnn": ModelSpec(None, "torch_ref.finetune:faster_rcnn", FASTER_RCNN_PRESETS,
+                             "torchvision Faster R-CNN, top detection as the class", finetune=True,
+                             min_image_size=32, variants=("mobilenet_v3_large_320_fpn", "resnet50_fpn_v2")),
 }
+
+
+def parse_models(value: str) -> list[str]:
+    """``all``, one name, or a comma-separated list -> model names in registry order."""
+    names = list(MODELS) if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown or not names:
+        raise ValueError(f"unknown model {', '.join(map(repr, unknown)) or repr(value)} (choose from {', '.join(MODELS)}, all)")
+    return [n for n in MODELS if n in names]
 
 
 def import_object(path: str):

@@ -18,15 +18,30 @@ import time
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.backends import BACKENDS, FRAMEWORKS
-from benchmarks.data import DATA_SOURCES, DataError, epoch_orders, load_mnist, random_shifts, train_val_split
+from benchmarks.backends import BACKENDS, FRAMEWORKS, ModelBuildError
+from benchmarks.data import (
+    DATA_SOURCES,
+    DataError,
+    epoch_orders,
+    load_mnist,
+    random_shifts,
+    test_subset,
+    train_val_split,
+)
 from benchmarks.environment import data_environment, host_environment
-from benchmarks.metrics import classification_metrics, steady_state_images_per_s
+from benchmarks.metrics import (
+    classification_metrics,
+    detection_metrics,
+    prediction_metrics,
+    steady_state_images_per_s,
+)
 from benchmarks.presets import PRESET_NAMES
-from benchmarks.registry import MODELS
+from benchmarks.registry import MODELS, parse_models
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
+WEIGHTS_CHOICES = ("auto", "pretrained", "none")  # or a path (torch_ref.finetune.weights)
+FINETUNE_MODELS = tuple(name for name, spec in MODELS.items() if spec.finetune)
 
 
 class UsageError(Exception):
@@ -44,10 +59,14 @@ def _preset_default(field: str) -> str:
         v = getattr(preset, field)
         if isinstance(v, dict):
             return "/".join(f"{k} {x:g}" for k, x in v.items())
-        return ("all" if field == "train_size" else "-") if v is None else f"{v}"
+        return ("all" if field in ("train_size", "test_size") else "-") if v is None else f"{v}"
     return "; ".join(
-        f"{name}: " + ", ".join(f"{p} {value(spec.presets[p])}" for p in PRESET_NAMES) for name, spec in MODELS.items()
+        f"{name}: " + ", ".join(f"{p} {value(spec.presets[p])}" for p in PRESET_NAMES)
+        for name, spec in MODELS.items() if spec.finetune or field not in _FINETUNE_FIELDS
     )
+
+
+_FINETUNE_FIELDS = ("image_size", "weights", "freeze_features", "amp")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--framework", default="jax", metavar="{jax,torch,both}",
                    help="framework to run; both runs each on the same data and prints the throughput ratio "
                    "(default: jax)")
-    p.add_argument("--model", default="cnn", metavar="{" + ",".join(MODELS) + "}",
-                   help="model to train (default: cnn)")
+    p.add_argument("--model", default="cnn", metavar="{" + ",".join(MODELS) + ",all}",
+                   help="model to train: one name, a comma-separated list, or all; "
+                   f"{', '.join(FINETUNE_MODELS)} are torchvision models, PyTorch only, and --model all "
+                   "skips them for --framework jax (default: cnn)")
     p.add_argument("--preset", default=None, metavar="{" + ",".join(PRESET_NAMES) + "}",
                    help="hyperparameter preset (default: full when the framework sees a GPU, else cpu)")
     p.add_argument("--optimizer", default=None, metavar="{" + ",".join(OPTIMIZERS) + "}",
@@ -92,8 +113,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment-shift", type=int, default=None, metavar="PIXELS",
                    help="random shifts of up to PIXELS in each direction, drawn once in NumPy so both frameworks "
                    f"see the same images; 0 turns them off (default: from the preset; {_preset_default('augment_shift')})")
+    p.add_argument("--weights", default=None, metavar="{auto,pretrained,none,PATH}",
+                   help="torchvision models' initial weights: pretrained (the torchvision weights enum, from the "
+                   "TORCH_HOME cache or downloaded), none (random init), auto (pretrained when available, else "
+                   "random init with a warning), or a state-dict file (torch.save or .safetensors) "
+                   f"(default: from the preset; {_preset_default('weights')})")
+    p.add_argument("--image-size", type=int, default=None, metavar="PX",
+                   help="torchvision models: MNIST is resized to PX x PX (VGG16 needs >= 32, AlexNet >= 63, "
+                   f"Faster R-CNN >= 32) (default: from the preset; {_preset_default('image_size')})")
+    p.add_argument("--freeze-features", action=argparse.BooleanOptionalAction, default=None,
+                   help="VGG16/AlexNet: train only the classifier layers, keeping the convolutional feature "
+                   f"extractor fixed (default: from the preset; {_preset_default('freeze_features')})")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="torchvision models: bfloat16 mixed precision, on a CUDA GPU only (default: from the "
+                   f"preset, on where a GPU runs it; {_preset_default('amp')})")
+    p.add_argument("--detector", default=None, metavar="{" + ",".join(MODELS["faster_rcnn"].variants) + "}",
+                   help=f"Faster R-CNN detector (default: {MODELS['faster_rcnn'].variants[0]})")
+    p.add_argument("--test-size", type=int, default=None, metavar="N",
+                   help="evaluate on a fixed random subset of N test images (split seed 0) "
+                   f"(default: from the preset; {_preset_default('test_size')})")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the initial weights, the dropout stream and the epoch order (default: 0)")
+    p.add_argument("--seeds", default=None, metavar="S1,S2,...",
+                   help="run every model and framework once per seed, for statistics over seeds; "
+                   "replaces --seed (default: just --seed)")
     p.add_argument("--train-size", type=int, default=None, metavar="N",
                    help="train on the first N images of the shuffled training split; the split itself is "
                    f"fixed (split seed 0) (default: from the preset; {_preset_default('train_size')})")
@@ -112,8 +155,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_settings(args, spec, preset_name: str) -> dict:
-    """The preset, overridden by the flags that were given, validated."""
+def _model_options(args, spec, name: str, preset, strict: bool) -> dict:
+    """The settings only torchvision models have, and the variant; flags that do not apply are
+    errors for a single model (``strict``) and ignored when several models run."""
+    def given(flag: str, value, applies: bool):
+        if value is None or applies:
+            return value
+        if strict:
+            raise UsageError(f"{flag} does not apply to {name}")
+        return None
+
+    detector = given("--detector", args.detector, name == "faster_rcnn")
+    variant = args.variant if (strict or (args.variant in spec.variants)) else None
+    if detector is not None and variant is not None and detector != variant:
+        raise UsageError(f"--detector {detector} and --variant {variant} disagree")
+    weights = given("--weights", args.weights, spec.finetune)
+    image_size = given("--image-size", args.image_size, spec.finetune)
+    freeze = given("--freeze-features", args.freeze_features, name in ("vgg16", "alexnet"))
+    amp = given("--amp", args.amp, spec.finetune)
+    out = {
+        "variant": detector or variant or preset.variant,
+        "weights": (weights or preset.weights) if spec.finetune else None,
+        "image_size": (image_size or preset.image_size) if spec.finetune else None,
+        "freeze_features": bool(preset.freeze_features if freeze is None else freeze),
+        "amp": bool(preset.amp if amp is None else amp),
+        "amp_requested": amp is True,
+    }
+    if spec.finetune and out["image_size"] < spec.min_image_size:
+        raise UsageError(f"{name} needs --image-size >= {spec.min_image_size} px, got {out['image_size']}")
+    if out["weights"] is not None and out["weights"] not in WEIGHTS_CHOICES and not Path(out["weights"]).is_file():
+        raise UsageError(f"--weights {out['weights']}: no such file (expected auto, pretrained, none or a "
+                         "state-dict file)")
+    return out
+
+
+def resolve_settings(args, spec, preset_name: str, name: str | None = None, strict: bool = True) -> dict:
+    """The preset, overridden by the flags that were given, validated.
+
+    ``strict``: one model runs, so a flag that does not apply to it is an error.
+    """
     if preset_name not in PRESET_NAMES:
         raise UsageError(f"unknown preset {preset_name!r} (choose from {', '.join(PRESET_NAMES)})")
     preset = spec.presets[preset_name]
@@ -131,13 +211,13 @@ def resolve_settings(args, spec, preset_name: str) -> dict:
         "warmup_epochs": preset.warmup_epochs if args.warmup_epochs is None else args.warmup_epochs,
         "train_size": preset.train_size if args.train_size is None else args.train_size,
         "val_size": preset.val_size if args.val_size is None else args.val_size,
+        "test_size": preset.test_size if args.test_size is None else args.test_size,
         "eval_batch_size": preset.eval_batch_size,
-        "variant": args.variant or preset.variant,
         "weight_decay": preset.weight_decay if args.weight_decay is None else args.weight_decay,
         "label_smoothing": preset.label_smoothing if args.label_smoothing is None else args.label_smoothing,
         "augment_shift": preset.augment_shift if args.augment_shift is None else args.augment_shift,
         "seed": args.seed,
-    }
+    } | _model_options(args, spec, name, preset, strict)
     if s["variant"] is not None and s["variant"] not in spec.variants:
         choices = ", ".join(spec.variants) if spec.variants else "none: this model has no variants"
         raise UsageError(f"unknown variant {s['variant']!r} for this model (choose from {choices})")
@@ -163,7 +243,23 @@ def resolve_settings(args, spec, preset_name: str) -> dict:
         raise UsageError(f"--warmup-epochs must be >= 0, got {s['warmup_epochs']}")
     if s["seed"] < 0:
         raise UsageError(f"--seed must be >= 0, got {s['seed']}")
+    if s["test_size"] is not None and not 0 < s["test_size"] <= 10000:
+        raise UsageError(f"--test-size must be in [1, 10000], got {s['test_size']}")
+    if name == "faster_rcnn" and s["label_smoothing"]:
+        raise UsageError("--label-smoothing does not apply to faster_rcnn (its losses are the detector's own)")
     return s
+
+
+def parse_seeds(args) -> list[int]:
+    if args.seeds is None:
+        return [args.seed]
+    try:
+        seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    if not seeds or any(v < 0 for v in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds must be distinct integers >= 0, got {args.seeds!r}")
+    return seeds
 
 
 def parse_frameworks(value: str) -> list[str]:
@@ -178,7 +274,17 @@ def run_one(backend, spec, model_name: str, s: dict, data, split, orders, shifts
             model=None, weights: str | None = None) -> dict:
     """Build (unless ``model`` is given), train and test one model in one framework; return its run record."""
     if model is None:
-        model = backend.build(spec, s["seed"], s["variant"])
+        options = None
+        if spec.finetune:
+            options = {"weights": s["weights"], "image_size": s["image_size"], "progress": progress}
+            if s["freeze_features"]:
+                options["freeze_features"] = True
+        model = backend.build(spec, s["seed"], s["variant"], options)
+    info = getattr(model, "weights_info", None)  # torchvision models say what they loaded
+    if weights is None and info is not None:
+        weights = info.label(s["seed"])
+    test_idx = test_subset(len(data.test_labels), s["test_size"])
+    test_images, test_labels = data.test_images[test_idx], data.test_labels[test_idx]
     x_train, y_train = data.train_images[split.train], data.train_labels[split.train]
     steps = len(split.train) // s["batch_size"]
     fit = backend.train.fit(
@@ -188,12 +294,15 @@ def run_one(backend, spec, model_name: str, s: dict, data, split, orders, shifts
         warmup_steps=round(s["warmup_epochs"] * steps), label_smoothing=s["label_smoothing"], shifts=shifts,
         val_images=data.train_images[split.val] if len(split.val) else None,
         val_labels=data.train_labels[split.val] if len(split.val) else None,
-        eval_batch_size=s["eval_batch_size"], progress=progress,
+        eval_batch_size=s["eval_batch_size"], progress=progress, **({"amp": True} if s["amp"] else {}),
     )
     t0 = time.perf_counter()
-    test = backend.train.evaluate(model, data.test_images, data.test_labels, batch_size=s["eval_batch_size"])
+    test = backend.train.evaluate(model, test_images, test_labels, batch_size=s["eval_batch_size"])
     eval_time = time.perf_counter() - t0
-    metrics = classification_metrics(test["logits"], data.test_labels)
+    if "predictions" in test:  # a detector read as a classifier
+        metrics = prediction_metrics(test["predictions"], test_labels) | detection_metrics(test["outputs"])
+    else:
+        metrics = classification_metrics(test["logits"], test_labels)
     return {
         "framework": backend.name,
         "model": model_name,
@@ -211,14 +320,21 @@ def run_one(backend, spec, model_name: str, s: dict, data, split, orders, shifts
         "seed": s["seed"],
         "preset": s["preset"],
         "weights": weights or f"random init (seed {s['seed']})",
+        "weights_info": info.as_dict() if info is not None else None,
+        "image_size": s["image_size"],
+        "freeze_features": s["freeze_features"] if spec.finetune else None,
+        "amp": s["amp"],
         "train_size": int(len(split.train)),
         "val_size": int(len(split.val)),
+        "test_size": int(len(test_idx)),
         "device": backend.device(),
         "train_loss": fit["train_loss"],
         "val_accuracy": fit["history"][-1].get("val_accuracy"),
         "test_loss": test["loss"],
         "test_accuracy": metrics["accuracy"],
         "test_macro_f1": metrics["macro_f1"],
+        "no_detection_rate": metrics.get("no_detection_rate"),
+        "mean_top_box_iou": metrics.get("mean_top_box_iou"),
         "train_time_s": fit["train_time_s"],
         "compile_time_s": fit["compile_time_s"],
         "warmup_time_s": fit["warmup_time_s"],
@@ -239,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         return _main(argv)
-    except (UsageError, DataError) as err:
+    except (UsageError, DataError, ModelBuildError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except FloatingPointError as err:
@@ -250,36 +366,58 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _plan(args, frameworks: list[str]) -> list[tuple[str, list[str]]]:
+    """(model, frameworks that implement it) for every model asked for."""
+    try:
+        names = parse_models(args.model)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    plan = []
+    for name in names:
+        spec = MODELS[name]
+        missing = [fw for fw in frameworks if getattr(spec, fw) is None]
+        if missing and args.model != "all":
+            if spec.finetune:
+                raise UsageError(f"{name} is a torchvision model with no JAX port yet: use --framework torch")
+            raise UsageError(f"model {name!r} has no {missing[0]} implementation")
+        fws = [fw for fw in frameworks if getattr(spec, fw) is not None]
+        if fws:
+            plan.append((name, fws))
+        else:
+            print(f"note: skipping {name}: no {' or '.join(missing)} implementation", file=sys.stderr)
+    return plan
+
+
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     frameworks = parse_frameworks(args.framework)
-    if args.model not in MODELS:
-        raise UsageError(f"unknown model {args.model!r} (choose from {', '.join(MODELS)})")
-    spec = MODELS[args.model]
-    for fw in frameworks:
-        if getattr(spec, fw) is None:
-            raise UsageError(f"model {args.model!r} has no {fw} implementation")
+    seeds = parse_seeds(args)
+    plan = _plan(args, frameworks)
+    strict = len(plan) == 1
     if args.data_source not in DATA_SOURCES:
         raise UsageError(f"unknown data source {args.data_source!r} (choose from {', '.join(DATA_SOURCES)})")
     if args.preset is not None and args.preset not in PRESET_NAMES:
         raise UsageError(f"unknown preset {args.preset!r} (choose from {', '.join(PRESET_NAMES)})")
-    resolve_settings(args, spec, args.preset or "cpu")  # reject bad values before any work
+    for name, _ in plan:  # reject bad values before any work
+        resolve_settings(args, MODELS[name], args.preset or "cpu", name, strict)
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} exists and is not a folder")
 
     data = load_mnist(args.data_dir, args.data_source)
-    backends = {fw: BACKENDS[fw]() for fw in frameworks}  # imports each framework lazily
-    preset = args.preset or ("full" if any(b.has_gpu() for b in backends.values()) else "cpu")
-    s = resolve_settings(args, spec, preset)
-    try:
-        split = train_val_split(len(data.train_labels), val_size=s["val_size"], train_size=s["train_size"])
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    orders = epoch_orders(len(split.train), s["epochs"], s["seed"])
-    shifts = random_shifts(len(split.train), s["epochs"], s["augment_shift"], s["seed"]) if s["augment_shift"] else None
-    if len(split.train) < s["batch_size"]:
-        raise UsageError(f"--batch-size {s['batch_size']} is larger than the {len(split.train)} training images")
+    needed = [fw for fw in FRAMEWORKS if any(fw in fws for _, fws in plan)]
+    backends = {fw: BACKENDS[fw]() for fw in needed}  # imports each framework lazily
+    has_gpu = any(b.has_gpu() for b in backends.values())
+    preset = args.preset or ("full" if has_gpu else "cpu")
+    settings = {}
+    for name, _ in plan:
+        s = settings[name] = resolve_settings(args, MODELS[name], preset, name, strict) | {"seeds": seeds}
+        if s["amp"] and not backends["torch"].has_gpu():
+            if s["amp_requested"]:
+                raise UsageError("--amp needs a CUDA GPU; PyTorch sees none")
+            s["amp"] = False  # the preset's mixed precision is for GPUs
+        if MODELS[name].finetune:
+            backends["torch"].check_weights(name, s["variant"], s["weights"])
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -287,7 +425,7 @@ def _main(argv: list[str]) -> int:
 
     results = {
         "command": "python -m benchmarks.run " + shlex.join(argv),
-        "settings": s,
+        "settings": settings,
         "environment": {
             "host": host_environment(),
             "data": data_environment(data),
@@ -296,22 +434,43 @@ def _main(argv: list[str]) -> int:
         "runs": [],
         "throughput_ratios": [],
     }
-    print(f"{args.model}{' ' + s['variant'] if s['variant'] else ''} | preset {preset} | {s['optimizer']} lr {s['lr']} | {s['epochs']} epochs | "
-          f"batch {s['batch_size']} | {len(split.train)} train / {len(split.val)} val images | "
-          f"data {data.source} ({data.location})", file=sys.stderr)
-    for fw, backend in backends.items():
-        print(f"[{backend.label}] training on {backend.device()}", file=sys.stderr)
-        run = run_one(backend, spec, args.model, s, data, split, orders, shifts, progress=not args.no_progress)
-        results["runs"].append(run)
-        results["throughput_ratios"] = report.throughput_ratios(results["runs"])
-        report.write_results(out_dir, results)
-        print(f"[{backend.label}] test accuracy {run['test_accuracy']:.2%}, macro-F1 "
-              f"{run['test_macro_f1']:.4f}, {run['train_time_s']:.1f} s training", file=sys.stderr)
+    for name, fws in plan:
+        spec, s = MODELS[name], settings[name]
+        try:
+            split = train_val_split(len(data.train_labels), val_size=s["val_size"], train_size=s["train_size"])
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        if len(split.train) < s["batch_size"]:
+            raise UsageError(f"--batch-size {s['batch_size']} is larger than the {len(split.train)} training images")
+        extra = (f" | {s['image_size']} px | weights {s['weights']}" if spec.finetune else "")
+        print(f"{name}{' ' + s['variant'] if s['variant'] else ''} | preset {preset} | {s['optimizer']} lr {s['lr']} | "
+              f"{s['epochs']} epochs | batch {s['batch_size']} | {len(split.train)} train / {len(split.val)} val "
+              f"images{extra} | seeds {','.join(map(str, seeds))} | data {data.source} ({data.location})",
+              file=sys.stderr)
+        for seed in seeds:
+            s_seed = dict(s, seed=seed)
+            orders = epoch_orders(len(split.train), s["epochs"], seed)  # the same for every framework
+            shifts = (random_shifts(len(split.train), s["epochs"], s["augment_shift"], seed)
+                      if s["augment_shift"] else None)
+            for fw in fws:
+                backend = backends[fw]
+                print(f"[{backend.label}] training {name}, seed {seed}, on {backend.device()}", file=sys.stderr)
+                run = run_one(backend, spec, name, s_seed, data, split, orders, shifts,
+                              progress=not args.no_progress)
+                results["runs"].append(run)
+                results["throughput_ratios"] = report.throughput_ratios(results["runs"])
+                report.write_results(out_dir, results)
+                print(f"[{backend.label}] {name} seed {seed}: test accuracy {run['test_accuracy']:.2%}, macro-F1 "
+                      f"{run['test_macro_f1']:.4f}, {run['train_time_s']:.1f} s training; weights {run['weights']}",
+                      file=sys.stderr)
 
     print(report.results_table(results["runs"]))
+    if len(seeds) > 1:
+        print()
+        print(report.summary_table(results["runs"]))
     for line in report.ratio_lines(results["throughput_ratios"]):
         print(line)
-    print(f"wrote {out_dir / 'results.json'} and {out_dir / 'results.md'}")
+    print(f"wrote results.json, results.md, results.csv, report.md and plots in {out_dir}")
     return 0
 
 

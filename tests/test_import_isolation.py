@@ -11,7 +11,7 @@ from cli_helpers import REPO
 
 CHECKS = {
     "jax_impl": ("import jax_impl, jax_impl.models, jax_impl.train", ("torch", "benchmarks")),
-    "torch_ref": ("import torch_ref, torch_ref.models, torch_ref.train", ("jax", "flax", "benchmarks")),
+    "torch_ref": ("import torch_ref, torch_ref.models, torch_ref.train, torch_ref.finetune", ("jax", "flax", "benchmarks")),
     "benchmarks.run": ("import benchmarks.run", ("jax", "torch")),
 }
 

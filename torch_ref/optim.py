@@ -59,10 +59,11 @@ def make_optimizer(
         raise ValueError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
     if weight_decay and name != "adamw":
         raise ValueError(f"weight decay needs adamw, not {name}")
+    trainable = [p for p in model.parameters() if p.requires_grad]  # frozen layers stay out
     if name == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        opt = torch.optim.Adam(trainable, lr=lr)
     elif name == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+        opt = torch.optim.SGD(trainable, lr=lr, momentum=momentum)
     else:
         opt = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)

@@ -9,6 +9,12 @@ device once, the loss is summed on the device and read only every
 ``log_every`` steps, and the device is synchronised before every clock read.
 Eager PyTorch compiles nothing, so ``compile_time_s`` is 0; the first step's
 cost (allocator, cuDNN heuristics) is reported as ``warmup_time_s``.
+
+Models that are not plain classifiers (the Faster R-CNN of ``torch_ref.finetune``)
+plug into the same loop through two methods: ``training_loss(x, y)`` replaces
+the cross-entropy of the logits, and ``predict_batch(x)`` (a dict of per-image
+tensors with a ``"prediction"`` key, -1 for "no answer") replaces the argmax of
+the logits in validation and :func:`evaluate`.
 """
 
 from __future__ import annotations
@@ -81,6 +87,28 @@ def _forward_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, bat
     return logits, (torch.cat(losses).cpu().numpy() if y is not None else None)
 
 
+@torch.no_grad()
+def _predict_eval(model: nn.Module, x: torch.Tensor, batch_size: int) -> dict[str, np.ndarray]:
+    """Evaluation-mode ``model.predict_batch`` outputs, batch by batch, as NumPy."""
+    was_training = model.training
+    model.eval()
+    parts = [model.predict_batch(x[start : start + batch_size]) for start in range(0, len(x), batch_size)]
+    model.train(was_training)
+    return {k: torch.cat([part[k] for part in parts]).cpu().numpy() for k in parts[0]}
+
+
+def _predicts(model: nn.Module) -> bool:
+    return callable(getattr(model, "predict_batch", None))
+
+
+def _training_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """The model's own ``training_loss`` when it has one (a detector), else cross-entropy of its logits."""
+    own = getattr(model, "training_loss", None)
+    if callable(own):
+        return own(x, y)
+    return F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
+
+
 def _summary(logits: np.ndarray, losses: np.ndarray, labels: np.ndarray) -> dict:
     return {
         "loss": float(losses.mean()),
@@ -89,8 +117,16 @@ def _summary(logits: np.ndarray, losses: np.ndarray, labels: np.ndarray) -> dict
 
 
 def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 1000) -> dict:
-    """Evaluation-mode loss, accuracy and logits (NumPy) on ``images``/``labels``."""
+    """Evaluation-mode loss, accuracy and logits (NumPy) on ``images``/``labels``.
+
+    For a ``predict_batch`` model: accuracy, ``predictions`` and all its
+    per-image ``outputs``; ``loss`` is None (an evaluation-mode detector has none).
+    """
     device = _model_device(model)
+    if _predicts(model):
+        outputs = _predict_eval(model, preprocess(images, device), batch_size)
+        accuracy = float((outputs["prediction"] == np.asarray(labels)).mean())
+        return {"loss": None, "accuracy": accuracy, "predictions": outputs["prediction"], "outputs": outputs}
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
     logits, losses = _forward_eval(model, preprocess(images, device), y, batch_size)
     return _summary(logits, losses, np.asarray(labels)) | {"logits": logits}
@@ -121,13 +157,15 @@ def fit(
     eval_batch_size: int = 1000,
     log_every: int = 50,
     progress: bool = True,
+    amp: bool = False,
 ) -> dict:
     """Train ``model`` in place (on its current device), one epoch per row of ``orders``.
 
     Same contract and return value as ``jax_impl.train.fit``: ``N // batch_size``
     full batches per epoch in the given order, dropout on in training and off
     in validation, optional ``shifts`` (``[epochs, N, 2]``, augmentation) and
-    ``label_smoothing`` (training loss only); ``history``, ``train_time_s``, ``compile_time_s`` (0 in
+    ``label_smoothing`` (training loss only); ``amp``: bfloat16 autocast on a CUDA
+    device (no loss scaling needed). Returns ``history``, ``train_time_s``, ``compile_time_s`` (0 in
     eager mode), ``warmup_time_s``, ``steps_per_epoch``, ``images_per_epoch``,
     ``train_loss``.
     """
@@ -137,6 +175,8 @@ def fit(
     if steps == 0:
         raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
     device = _model_device(model)
+    if amp and device.type != "cuda":
+        raise ValueError(f"mixed precision (amp) needs a CUDA device, not {device.type}")
     opt, sched = make_optimizer(
         optimizer, model, lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
         total_steps=epochs * steps, warmup_steps=warmup_steps,
@@ -165,7 +205,8 @@ def fit(
             x = x_train[idx]  # [B, 1, 28, 28]
             if max_shift:
                 x = shift_images(x, shift[step], max_shift, BACKGROUND)
-            loss = F.cross_entropy(model(x), y_train[idx], label_smoothing=label_smoothing)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = _training_loss(model, x, y_train[idx], label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -193,7 +234,10 @@ def fit(
             "images_per_s": steps * batch_size / epoch_time,
             "lr": lr * sched.lr_lambdas[0]((epoch + 1) * steps - 1),  # the last step's rate
         }
-        if val_images is not None:
+        if val_images is not None and _predicts(model):
+            predictions = _predict_eval(model, x_val, eval_batch_size)["prediction"]
+            entry["val_accuracy"] = float((predictions == np.asarray(val_labels)).mean())
+        elif val_images is not None:
             entry |= {f"val_{k}": v for k, v in _summary(*_forward_eval(model, x_val, y_val, eval_batch_size), np.asarray(val_labels)).items()}
         history.append(entry)
         if progress:

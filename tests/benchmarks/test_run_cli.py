@@ -19,7 +19,8 @@ RUN_KEYS = {
 @pytest.fixture(scope="module")
 def smoke_both(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
-    proc = run_cli("--framework", "both", "--preset", "smoke", "--no-progress", "--out", str(out))
+    proc = run_cli("--framework", "both", "--model", "cnn", "--preset", "smoke", "--seeds", "0,1", "--no-progress",
+                   "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     return proc, out, json.loads((out / "results.json").read_text())
 
@@ -31,11 +32,11 @@ def test_smoke_writes_results_with_the_agreed_keys(smoke_both):
     assert env["data"]["source"] == "idx" and len(env["data"]["checksums"]) == 4
     assert set(env["frameworks"]) == {"jax", "torch"}
     assert env["frameworks"]["jax"]["versions"]["jax"] and env["frameworks"]["torch"]["versions"]["torch"]
-    assert [r["framework"] for r in results["runs"]] == ["jax", "torch"]
+    assert [(r["framework"], r["seed"]) for r in results["runs"]] == [("jax", 0), ("torch", 0), ("jax", 1), ("torch", 1)]
     for run in results["runs"]:
         assert RUN_KEYS <= set(run), RUN_KEYS - set(run)
         assert run["preset"] == "smoke" and run["epochs"] == 2 and len(run["history"]) == 2
-        assert run["train_size"] == 2000 and run["weights"] == "random init (seed 0)"
+        assert run["train_size"] == 2000 and run["weights"] == f"random init (seed {run['seed']})"
         assert 0.5 < run["test_accuracy"] <= 1.0  # a fraction, from a model that learned
         assert 0 < run["test_macro_f1"] <= 1.0
         assert run["params"] == 421642 and run["images_per_s"] > 0 and run["train_time_s"] > 0
@@ -44,17 +45,31 @@ def test_smoke_writes_results_with_the_agreed_keys(smoke_both):
     assert (out / "results.md").read_text().startswith("# MNIST benchmark results")
 
 
+def test_seeds_write_the_study_files(smoke_both):
+    from benchmarks.plots import PLOTS
+
+    proc, out, results = smoke_both
+    for name in ("results.json", "results.csv", "report.md", *PLOTS):
+        assert (out / name).is_file(), name
+    assert all((out / name).read_bytes().startswith(b"\x89PNG") for name in PLOTS)
+    assert len((out / "results.csv").read_text().splitlines()) == 1 + 4
+    md = (out / "report.md").read_text()
+    assert "| cnn" in md and " ± " in md and "0,1" in md  # mean ± std over the two seeds
+    assert results["runs"][0]["history"] != results["runs"][2]["history"]  # another seed, another run
+    assert " ± " in proc.stdout  # the summary over seeds is printed too
+
+
 def test_both_prints_table_and_throughput_ratio(smoke_both):
     proc, _, results = smoke_both
     assert "| framework" in proc.stdout and "jax" in proc.stdout and "torch" in proc.stdout
-    (ratio,) = results["throughput_ratios"]
+    ratio, _ = results["throughput_ratios"]  # one per seed
     assert ratio["jax_over_torch"] == pytest.approx(ratio["jax_images_per_s"] / ratio["torch_images_per_s"])
     assert f"{ratio['jax_over_torch']:.2f}x" in proc.stdout
 
 
 def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     _, _, results = smoke_both
-    jax_run, torch_run = results["runs"]
+    jax_run, torch_run = results["runs"][:2]
     for key in ("train_size", "val_size", "steps_per_epoch", "batch_size", "lr", "epochs", "seed"):
         assert jax_run[key] == torch_run[key], key
     for run in (jax_run, torch_run):  # both learn: the training loss falls from epoch 1 to epoch 2
@@ -81,6 +96,23 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--bogus"], "unrecognized arguments"),
     (["--preset", "smoke", "--train-size", "999999"], "train_size must be in"),
     (["--preset", "smoke", "--batch-size", "5000"], "larger than the 2000 training images"),
+    (["--model", "vgg16"], "no JAX port yet: use --framework torch"),
+    (["--model", "alexnet", "--framework", "both"], "no JAX port yet"),
+    (["--model", "cnn,faster_rcnn"], "faster_rcnn is a torchvision model with no JAX port"),
+    (["--model", "cnn", "--weights", "none"], "--weights does not apply to cnn"),
+    (["--model", "vit", "--image-size", "64"], "--image-size does not apply to vit"),
+    (["--framework", "torch", "--model", "alexnet", "--image-size", "62"], "alexnet needs --image-size >= 63 px"),
+    (["--framework", "torch", "--model", "vgg16", "--image-size", "31"], "vgg16 needs --image-size >= 32 px"),
+    (["--framework", "torch", "--model", "vgg16", "--detector", "resnet50_fpn_v2"], "--detector does not apply"),
+    (["--framework", "torch", "--model", "faster_rcnn", "--detector", "yolo"], "unknown variant 'yolo'"),
+    (["--framework", "torch", "--model", "faster_rcnn", "--freeze-features"], "--freeze-features does not apply"),
+    (["--framework", "torch", "--model", "faster_rcnn", "--label-smoothing", "0.1"], "does not apply to faster_rcnn"),
+    (["--framework", "torch", "--model", "vgg16", "--weights", "/nonexistent/vgg.pt"], "no such file"),
+    (["--framework", "torch", "--model", "alexnet", "--amp", "--preset", "smoke"], "--amp needs a CUDA GPU"),
+    (["--test-size", "0"], "--test-size must be in [1, 10000]"),
+    (["--model", "cnn,resnet"], "unknown model 'resnet'"),
+    (["--seeds", "0,x"], "--seeds must be comma-separated integers"),
+    (["--seeds", "1,1"], "--seeds must be distinct"),
 ])
 def test_usage_errors_exit_2_with_one_line(tmp_path, args, needle):
     proc = run_cli(*args, "--out", str(tmp_path / "out"))
@@ -123,3 +155,63 @@ def test_augmented_cnn_run_records_its_recipe(tmp_path):
     (run,) = json.loads((tmp_path / "results.json").read_text())["runs"]
     assert (run["augment_shift"], run["weight_decay"], run["label_smoothing"]) == (2, 0.01, 0.1)
     assert run["variant"] is None and run["model"] == "cnn"
+
+
+TORCHVISION_MODELS = ("vgg16", "alexnet", "faster_rcnn")
+
+
+@pytest.fixture(scope="module")
+def smoke_torchvision(tmp_path_factory):
+    out = tmp_path_factory.mktemp("torchvision")
+    proc = run_cli("--framework", "torch", "--model", ",".join(TORCHVISION_MODELS), "--preset", "smoke",
+                   "--weights", "none", "--no-progress", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return proc, out, json.loads((out / "results.json").read_text())
+
+
+def test_torchvision_smoke_records_random_init_and_its_settings(smoke_torchvision):
+    _, _, results = smoke_torchvision
+    assert [r["model"] for r in results["runs"]] == list(TORCHVISION_MODELS)
+    for run in results["runs"]:
+        assert RUN_KEYS <= set(run)
+        assert run["framework"] == "torch" and run["weights"] == "random init (seed 0)"
+        assert run["weights_info"]["source"] == "random init" and run["amp"] is False
+        assert 0 <= run["test_accuracy"] <= 1 and run["train_time_s"] > 0
+    sizes = {r["model"]: (r["image_size"], r["test_size"]) for r in results["runs"]}
+    assert sizes == {"vgg16": (32, 200), "alexnet": (63, 500), "faster_rcnn": (64, 100)}
+    detector = results["runs"][2]
+    assert detector["variant"] == "mobilenet_v3_large_320_fpn" and detector["test_loss"] is None
+    assert 0 <= detector["no_detection_rate"] <= 1
+    assert set(results["settings"]) == set(TORCHVISION_MODELS)
+
+
+def test_torchvision_report_has_the_labs_comparison_table(smoke_torchvision):
+    proc, out, _ = smoke_torchvision
+    md = (out / "results.md").read_text()
+    section = md.split("## Comparison", 1)[1].split("##", 1)[0]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("|") and not line.startswith("|-")]
+    assert rows[0] == ["model", "framework", "weights", "training loss", "test acc (%)", "macro-F1",
+                       "training time (s)"]
+    assert [r[:3] for r in rows[1:]] == [[m, "torch", "random init (seed 0)"] for m in
+                                         ("vgg16", "alexnet", "faster_rcnn mobilenet_v3_large_320_fpn")]
+    assert "had no detection" in md
+    assert "vgg16" in proc.stdout and "faster_rcnn" in proc.stdout
+
+
+def test_pretrained_offline_exits_2_naming_the_file(tmp_path):
+    proc = run_cli("--framework", "torch", "--model", "alexnet", "--preset", "smoke", "--weights", "pretrained",
+                   "--out", str(tmp_path / "out"), env={"TORCH_HOME": str(tmp_path / "th"),
+                                                        "https_proxy": "http://127.0.0.1:9"})
+    line = assert_one_line_error(proc, "AlexNet_Weights.IMAGENET1K_V1", "alexnet-owt-7be5be79.pth")
+    assert str(tmp_path / "th" / "hub" / "checkpoints") in line
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_model_all_with_jax_skips_the_torchvision_models(tmp_path):
+    proc = run_cli("--model", "all", "--preset", "smoke", "--epochs", "1", "--train-size", "256",
+                   "--test-size", "200", "--no-progress", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "skipping vgg16" in proc.stderr and "skipping faster_rcnn" in proc.stderr
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert [(r["framework"], r["model"]) for r in runs] == [("jax", "cnn"), ("jax", "vit")]

@@ -1,0 +1,83 @@
+"""Statistics over seeds: mean, standard deviation and a 95% interval per model and framework.
+
+With n seeds the interval is the t-interval of the mean,
+``mean +- t(0.975, n-1) * std / sqrt(n)`` with the sample standard deviation
+(``ddof=1``): with 3 seeds ``t`` is 4.30, so the interval is honest about how
+little three runs pin down. One seed has no spread: std and interval are None.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+#: Per-run numbers summarised over seeds: key in a run record -> label.
+METRICS = {
+    "train_loss": "training loss",
+    "test_loss": "test loss",
+    "test_accuracy": "test accuracy",
+    "test_macro_f1": "macro-F1",
+    "train_time_s": "training time (s)",
+    "compile_time_s": "compile time (s)",
+    "images_per_s": "images/s",
+}
+
+
+def summarize(values) -> dict:
+    """``{"n", "mean", "std", "ci95": [lo, hi]}`` of the finite values (None where undefined)."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    n = len(x)
+    if n == 0:
+        return {"n": 0, "mean": None, "std": None, "ci95": None, "values": []}
+    mean = float(x.mean())
+    if n == 1:
+        return {"n": 1, "mean": mean, "std": None, "ci95": None, "values": x.tolist()}
+    std = float(x.std(ddof=1))
+    half = float(scipy_stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half], "values": x.tolist()}
+
+
+def group_key(run: dict) -> tuple[str, str]:
+    """(model label, framework): what seeds are pooled over."""
+    label = f"{run['model']} {run['variant']}" if run.get("variant") else run["model"]
+    return label, run["framework"]
+
+
+def summary_by_group(runs: list[dict]) -> list[dict]:
+    """One entry per (model, framework), in first-seen order, each metric summarised over its seeds."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run), []).append(run)
+    out = []
+    for (model, framework), members in groups.items():
+        first = members[0]
+        out.append({
+            "model": model,
+            "framework": framework,
+            "seeds": [r["seed"] for r in members],
+            "weights": sorted({r["weights"].split(" (seed")[0] for r in members}),
+            "params": first.get("params"),
+            "device": first.get("device"),
+            "preset": first.get("preset"),
+            "metrics": {key: summarize([r.get(key) for r in members]) for key in METRICS},
+        })
+    return out
+
+
+def format_mean_std(summary: dict, fmt: str = "{:.4f}", scale: float = 1.0) -> str:
+    """``0.9933 +- 0.0002`` (or just the mean for one seed, ``-`` for none)."""
+    if summary["mean"] is None:
+        return "-"
+    text = fmt.format(summary["mean"] * scale)
+    if summary["std"] is not None:
+        text += " ± " + fmt.format(summary["std"] * scale)
+    return text
+
+
+def format_ci(summary: dict, fmt: str = "{:.4f}", scale: float = 1.0) -> str:
+    if summary["ci95"] is None:
+        return "-"
+    lo, hi = summary["ci95"]
+    return f"[{fmt.format(lo * scale)}, {fmt.format(hi * scale)}]"

@@ -1,0 +1,186 @@
+"""Reports from a results.json fixture: statistics, tables, CSV, plots, comparison, README section."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+
+import pytest
+
+from benchmarks import report
+from benchmarks.stats import format_ci, format_mean_std, summarize, summary_by_group
+from cli_helpers import assert_one_line_error, run_cli
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(framework, model, seed, acc, images_per_s, *, variant=None, epochs=2):
+    history = [{"epoch": e + 1, "train_loss": 0.5 / (e + 1) + seed * 0.01, "val_loss": 0.3 / (e + 1),
+                "val_accuracy": 0.9 + 0.02 * e + 0.001 * seed, "epoch_time_s": 10.0, "images_per_s": images_per_s,
+                "lr": 1e-3} for e in range(epochs)]
+    cm = [[0] * 10 for _ in range(10)]
+    for c in range(10):
+        cm[c][c] = 98
+        cm[c][(c + 1) % 10] = 2
+    return {
+        "framework": framework, "model": model, "variant": variant, "optimizer": "adam", "epochs": epochs,
+        "batch_size": 128, "lr": 1e-3, "momentum": None, "schedule": "cosine", "warmup_steps": 0,
+        "seed": seed, "preset": "cpu", "weights": f"random init (seed {seed})", "train_size": 55000,
+        "val_size": 5000, "test_size": 10000, "device": "cpu: test", "train_loss": history[-1]["train_loss"],
+        "val_accuracy": history[-1]["val_accuracy"], "test_loss": 0.03, "test_accuracy": acc,
+        "test_macro_f1": acc - 0.0001, "train_time_s": 60000 / images_per_s, "compile_time_s": 0.5 if framework == "jax" else 0.0,
+        "warmup_time_s": 0.05, "images_per_s": images_per_s, "test_eval_time_s": 1.0, "steps_per_epoch": 429,
+        "params": 421642, "per_class": {str(c): {"precision": 0.98, "recall": 0.98, "f1-score": 0.98, "support": 100}
+                                        for c in range(10)},
+        "confusion_matrix": cm, "history": history,
+    }
+
+
+@pytest.fixture
+def results():
+    runs = []
+    for seed, (ja, ta) in enumerate([(0.9934, 0.9924), (0.9931, 0.9919), (0.9935, 0.9926)]):
+        runs += [_run("jax", "cnn", seed, ja, 6000.0 + 100 * seed), _run("torch", "cnn", seed, ta, 5000.0)]
+    runs.append(_run("torch", "vit", 0, 0.978, 2400.0, variant="tiny/7"))
+    return {
+        "command": "python -m benchmarks.run --framework both --seeds 0,1,2",
+        "settings": {},
+        "environment": {
+            "host": {"python": "3.11.7", "platform": "Linux", "cpu": "Test CPU", "cpu_count": 2, "numpy": "2.0",
+                     "xla_flags": "", "git_commit": "abc123"},
+            "data": {"source": "idx", "location": "data/mnist", "train": 60000, "test": 10000,
+                     "checksums": {"train-images-idx3-ubyte.gz": {"sha256": "ab" * 32, "records_sha256": "cd" * 32,
+                                                                  "verified_by_sha256sums": True}}},
+            "frameworks": {"jax": {"versions": {"jax": "0.10.2"}, "device": "cpu: Test CPU", "device_count": 1},
+                           "torch": {"versions": {"torch": "2.14.1"}, "device": "cpu: Test CPU", "threads": 2}},
+        },
+        "runs": runs,
+        "throughput_ratios": report.throughput_ratios(runs),
+    }
+
+
+def test_summarize_matches_hand_arithmetic():
+    s = summarize([0.9934, 0.9931, 0.9935])
+    assert s["n"] == 3 and s["mean"] == pytest.approx(0.99333333333)
+    std = math.sqrt(((0.9934 - s["mean"]) ** 2 + (0.9931 - s["mean"]) ** 2 + (0.9935 - s["mean"]) ** 2) / 2)
+    assert s["std"] == pytest.approx(std)
+    half = 4.302652729911275 * std / math.sqrt(3)  # t(0.975, 2)
+    assert s["ci95"] == pytest.approx([s["mean"] - half, s["mean"] + half])
+
+
+def test_summarize_edge_cases():
+    assert summarize([0.5]) == {"n": 1, "mean": 0.5, "std": None, "ci95": None, "values": [0.5]}
+    assert summarize([None, float("nan")])["mean"] is None
+    assert summarize([1.0, 1.0])["ci95"] == [1.0, 1.0]
+    assert format_mean_std(summarize([0.99, 0.98]), "{:.2f}", 100) == "98.50 ± 0.71"
+    assert format_mean_std(summarize([]), "{:.2f}") == "-"
+    assert format_ci(summarize([1.0])) == "-"
+
+
+def test_groups_pool_seeds_per_model_and_framework(results):
+    groups = summary_by_group(results["runs"])
+    assert [(g["model"], g["framework"], g["seeds"]) for g in groups] == [
+        ("cnn", "jax", [0, 1, 2]), ("cnn", "torch", [0, 1, 2]), ("vit tiny/7", "torch", [0])]
+    assert groups[0]["weights"] == ["random init"]
+    assert groups[1]["metrics"]["test_accuracy"]["mean"] == pytest.approx((0.9924 + 0.9919 + 0.9926) / 3)
+
+
+def test_csv_has_one_row_per_run_with_the_columns(results):
+    rows = list(csv.DictReader(io.StringIO(report.results_csv(results["runs"]))))
+    assert len(rows) == 7 and list(rows[0]) == list(report.CSV_COLUMNS)
+    assert rows[0]["framework"] == "jax" and float(rows[0]["test_accuracy"]) == 0.9934
+    assert rows[-1]["variant"] == "tiny/7" and rows[0]["variant"] == "" and rows[0]["image_size"] == ""
+
+
+def test_summary_table_rows(results):
+    table = report.summary_table(results["runs"])
+    lines = table.splitlines()
+    assert lines[0].split("|")[1].strip() == "model" and "test acc 95% CI" in lines[0]
+    cnn_jax = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cnn_jax[:4] == ["cnn", "jax", "random init", "0,1,2"]
+    assert cnn_jax[5] == "99.33 ± 0.02"
+    assert [c.strip() for c in lines[4].strip("|").split("|")][5] == "97.80"  # one seed: no spread
+
+
+def test_write_results_makes_every_file_and_valid_pngs(tmp_path, results):
+    report.write_results(tmp_path, results)
+    for name in ("results.json", "results.md", "results.csv", "report.md", *report_plots()):
+        assert (tmp_path / name).is_file(), name
+    for name in report_plots():
+        data = (tmp_path / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
+    md = (tmp_path / "report.md").read_text()
+    assert "## Summary over seeds" in md and "cnn: JAX 6100 vs PyTorch 5000 images/s, 1.22x" in md
+    for name in report_plots():
+        assert f"]({name})" in md
+    assert "git commit: abc123" in md and "2 threads" in md
+
+
+def report_plots():
+    from benchmarks.plots import PLOTS
+
+    return list(PLOTS)
+
+
+def test_report_cli_rerenders_from_results_json(tmp_path, results):
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    proc = run_cli(str(tmp_path), module="benchmarks.report")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "throughput.png").is_file()
+
+
+def test_report_cli_compares_two_runs(tmp_path, results):
+    a, b = tmp_path / "cpu", tmp_path / "gpu"
+    a.mkdir(), b.mkdir()
+    faster = copy.deepcopy(results)
+    for run in faster["runs"]:
+        run["images_per_s"] *= 10
+        run["device"] = "cuda: Test GPU"
+    (a / "results.json").write_text(json.dumps(results))
+    (b / "results.json").write_text(json.dumps(faster))
+    proc = run_cli(str(a), str(b), "--out", str(tmp_path / "cmp.md"), module="benchmarks.report")
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "cmp.md").read_text()
+    assert text.strip() in proc.stdout
+    row = next(line for line in text.splitlines() if line.startswith("| cnn ") and "| jax " in line)
+    assert row.rstrip(" |").endswith("10.00x")
+    assert "cuda: Test GPU" in text
+
+
+def test_readme_section_is_replaced_between_markers(tmp_path, results):
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nbefore\n\n{report.README_BEGIN}\nold text\n{report.README_END}\n\nafter\n")
+    proc = run_cli(str(tmp_path), "--readme", str(readme), "--no-plots", module="benchmarks.report")
+    assert proc.returncode == 0, proc.stderr
+    text = readme.read_text()
+    assert "old text" not in text and text.startswith("# Title\n\nbefore\n") and text.endswith("\nafter\n")
+    assert "99.33 ± 0.02" in text and results["command"] in text
+    # idempotent: a second render gives the same file
+    run_cli(str(tmp_path), "--readme", str(readme), "--no-plots", module="benchmarks.report")
+    assert readme.read_text() == text
+
+
+@pytest.mark.parametrize("setup,needle", [
+    ("missing", "no results.json"),
+    ("garbage", "not readable JSON"),
+    ("wrong", "not a benchmarks.run results file"),
+])
+def test_report_cli_errors_are_one_line(tmp_path, setup, needle):
+    if setup == "garbage":
+        (tmp_path / "results.json").write_text("{not json")
+    elif setup == "wrong":
+        (tmp_path / "results.json").write_text(json.dumps({"checks": []}))
+    assert_one_line_error(run_cli(str(tmp_path), module="benchmarks.report"), needle)
+
+
+def test_readme_without_markers_is_refused_and_left_alone(tmp_path, results):
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    assert_one_line_error(run_cli(str(tmp_path), "--readme", str(readme), "--no-plots", module="benchmarks.report"),
+                          "no results markers")
+    assert readme.read_text() == "# no markers\n"
