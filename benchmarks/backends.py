@@ -8,6 +8,7 @@ PyTorch. Both expose the same small surface, which the runner uses blindly.
 from __future__ import annotations
 
 import importlib.metadata as md
+import os
 
 from benchmarks.environment import cpu_name
 from benchmarks.registry import ModelSpec, import_object
@@ -31,6 +32,10 @@ class JaxBackend:
     name, label = "jax", "JAX/Flax"
 
     def __init__(self):
+        from jax_impl import xla_cpu
+
+        self.xla_cpu_flags = xla_cpu.apply()  # before JAX starts its CPU backend
+
         import jax
         from flax import nnx
 
@@ -50,6 +55,9 @@ class JaxBackend:
             "versions": _versions("jax", "jaxlib", "flax", "optax"),
             "device": self.device(),
             "device_count": self.jax.device_count(),
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "xla_cpu_flags_applied": self.xla_cpu_flags,
+            "threefry_partitionable": bool(self.jax.config.jax_threefry_partitionable),
         }
 
     def build(self, spec: ModelSpec, seed: int, variant: str | None = None, options: dict | None = None):

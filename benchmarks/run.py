@@ -59,10 +59,11 @@ def _preset_default(field: str) -> str:
         v = getattr(preset, field)
         if isinstance(v, dict):
             return "/".join(f"{k} {x:g}" for k, x in v.items())
-        return ("all" if field in ("train_size", "test_size") else "-") if v is None else f"{v}"
+        return ("all" if field in ("train_size", "test_size", "devices") else "-") if v is None else f"{v}"
     return "; ".join(
         f"{name}: " + ", ".join(f"{p} {value(spec.presets[p])}" for p in PRESET_NAMES)
-        for name, spec in MODELS.items() if spec.finetune or field not in _FINETUNE_FIELDS
+        for name, spec in MODELS.items()
+        if (spec.finetune or field not in _FINETUNE_FIELDS) and (spec.jax or field != "devices")
     )
 
 
@@ -113,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment-shift", type=int, default=None, metavar="PIXELS",
                    help="random shifts of up to PIXELS in each direction, drawn once in NumPy so both frameworks "
                    f"see the same images; 0 turns them off (default: from the preset; {_preset_default('augment_shift')})")
+    p.add_argument("--devices", type=int, default=None, metavar="N",
+                   help="JAX: split each batch over N local devices (data parallelism; on a CPU, one virtual "
+                   "device per core); 1 turns it off; PyTorch ignores it (default: from the preset, all "
+                   f"devices that divide the batch unless set; {_preset_default('devices')})")
     p.add_argument("--weights", default=None, metavar="{auto,pretrained,none,PATH}",
                    help="torchvision models' initial weights: pretrained (the torchvision weights enum, from the "
                    "TORCH_HOME cache or downloaded), none (random init), auto (pretrained when available, else "
@@ -212,6 +217,7 @@ def resolve_settings(args, spec, preset_name: str, name: str | None = None, stri
         "train_size": preset.train_size if args.train_size is None else args.train_size,
         "val_size": preset.val_size if args.val_size is None else args.val_size,
         "test_size": preset.test_size if args.test_size is None else args.test_size,
+        "devices": preset.devices if args.devices is None else args.devices,
         "eval_batch_size": preset.eval_batch_size,
         "weight_decay": preset.weight_decay if args.weight_decay is None else args.weight_decay,
         "label_smoothing": preset.label_smoothing if args.label_smoothing is None else args.label_smoothing,
@@ -243,6 +249,8 @@ def resolve_settings(args, spec, preset_name: str, name: str | None = None, stri
         raise UsageError(f"--warmup-epochs must be >= 0, got {s['warmup_epochs']}")
     if s["seed"] < 0:
         raise UsageError(f"--seed must be >= 0, got {s['seed']}")
+    if s["devices"] is not None and s["devices"] < 1:
+        raise UsageError(f"--devices must be at least 1, got {s['devices']}")
     if s["test_size"] is not None and not 0 < s["test_size"] <= 10000:
         raise UsageError(f"--test-size must be in [1, 10000], got {s['test_size']}")
     if name == "faster_rcnn" and s["label_smoothing"]:
@@ -295,6 +303,7 @@ def run_one(backend, spec, model_name: str, s: dict, data, split, orders, shifts
         val_images=data.train_images[split.val] if len(split.val) else None,
         val_labels=data.train_labels[split.val] if len(split.val) else None,
         eval_batch_size=s["eval_batch_size"], progress=progress, **({"amp": True} if s["amp"] else {}),
+        **({"devices": s["devices"]} if backend.name == "jax" else {}),
     )
     t0 = time.perf_counter()
     test = backend.train.evaluate(model, test_images, test_labels, batch_size=s["eval_batch_size"])
@@ -344,6 +353,7 @@ def run_one(backend, spec, model_name: str, s: dict, data, split, orders, shifts
         ),
         "test_eval_time_s": eval_time,
         "steps_per_epoch": fit["steps_per_epoch"],
+        "devices": fit.get("devices", 1),
         "params": backend.count_params(model),
         "per_class": metrics["per_class"],
         "confusion_matrix": metrics["confusion_matrix"],

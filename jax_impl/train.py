@@ -18,6 +18,13 @@ How the loop is kept honest and fast:
 * The loss is summed on the device; the host reads it only every
   ``log_every`` steps (progress bar, non-finite check) and at the end of an
   epoch, after which the clock is read.
+* With several local devices (on a CPU: the virtual devices
+  ``jax_impl.xla_cpu`` asks for, one per core), each batch is split across
+  them (data parallelism through ``NamedSharding``; XLA inserts the gradient
+  all-reduce) and the state is replicated. On the 2-core CPU this cut the
+  CNN's step from 28 to 19 ms: XLA CPU runs many small operations on one
+  thread, and two devices keep both cores busy. The mathematics is that of
+  one device; only summation order differs.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ import numpy as np
 import optax
 from flax import nnx
 from tqdm.auto import tqdm
+
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jax_impl.augment import shift_images
 from jax_impl.optim import make_optimizer
@@ -141,6 +151,18 @@ def _summary(logits: np.ndarray, losses: np.ndarray, labels: np.ndarray) -> dict
     }
 
 
+def batch_mesh(batch_size: int, devices: int | None = None) -> Mesh | None:
+    """A 1-D ``("batch",)`` mesh over the local devices that divide ``batch_size``; None for one device.
+
+    ``devices`` caps the count (1: no data parallelism).
+    """
+    local = jax.local_devices()
+    n = min(len(local), devices or len(local))
+    while n > 1 and batch_size % n:
+        n -= 1
+    return Mesh(np.array(local[:n]), ("batch",)) if n > 1 else None
+
+
 def evaluate(model: nnx.Module, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 1000) -> dict:
     """Evaluation-mode loss, accuracy and logits (NumPy) on ``images``/``labels``."""
     evaluator = _Evaluator(model, images, labels, batch_size)
@@ -173,6 +195,7 @@ def fit(
     eval_batch_size: int = 1000,
     log_every: int = 50,
     progress: bool = True,
+    devices: int | None = None,
 ) -> dict:
     """Train ``model`` in place, one epoch per row of ``orders``.
 
@@ -184,6 +207,8 @@ def fit(
     ``shifts`` (optional, ``[epochs, N, 2]`` integers) translates the image at
     position j of epoch e's order by ``shifts[e, j]`` pixels (augmentation);
     ``label_smoothing`` smooths the training targets (not the evaluation loss).
+    ``devices`` caps how many local devices share each batch (default: all that
+    divide the batch size; 1 turns data parallelism off).
 
     Returns a dict with ``history`` (one entry per epoch), ``train_time_s``
     (training epochs only, no compile, no validation), ``compile_time_s``,
@@ -205,18 +230,24 @@ def fit(
     model.train()
     graphdef, state = nnx.split((model, opt))
     state = jax.tree.map(jnp.copy, state)  # donated below; keep the model's own arrays valid
+    mesh = batch_mesh(batch_size, devices)
+    replicated = NamedSharding(mesh, P()) if mesh else jax.local_devices()[0]
+    by_batch = NamedSharding(mesh, P(None, "batch")) if mesh else jax.local_devices()[0]  # [steps, B, ...]
+    state = jax.device_put(state, replicated)
 
-    x_train = preprocess(images)  # on the device once, [N, 28, 28, 1]
-    y_train = jnp.asarray(labels, jnp.int32)
-    loss_sum = jnp.zeros((), jnp.float32)
+    x_train = jax.device_put(preprocess(images), replicated)  # on the device(s) once, [N, 28, 28, 1]
+    y_train = jax.device_put(jnp.asarray(labels, jnp.int32), replicated)
+    loss_sum = jax.device_put(jnp.zeros((), jnp.float32), replicated)
+    single = jax.local_devices()[0]  # validation runs on one device
     evaluator = _Evaluator(model, val_images, val_labels, eval_batch_size) if val_images is not None else None
 
     def epoch_tables(epoch):  # order [steps, B] int32 and shifts [steps, B, 2]: one transfer per epoch
         order = orders[epoch, : steps * batch_size].reshape(steps, batch_size).astype(np.int32)
         if not recipe.max_shift:
-            return jnp.asarray(order), jnp.zeros((steps, batch_size, 2), jnp.int8)
-        shift = shifts[epoch, : steps * batch_size].reshape(steps, batch_size, 2).astype(np.int8)
-        return jnp.asarray(order), jnp.asarray(shift)
+            shift = np.zeros((steps, batch_size, 2), np.int8)
+        else:
+            shift = shifts[epoch, : steps * batch_size].reshape(steps, batch_size, 2).astype(np.int8)
+        return jax.device_put(order, by_batch), jax.device_put(shift, by_batch)
 
     t0 = time.perf_counter()
     train_step = _train_step.lower(
@@ -224,12 +255,12 @@ def fit(
     ).compile()
     compile_time = time.perf_counter() - t0
     if evaluator is not None:
-        compile_time += evaluator.compile(state[0])
+        compile_time += evaluator.compile(jax.device_put(state[0], single))
 
     history, warmup_time = [], 0.0
     for epoch in range(epochs):
         order, shift = epoch_tables(epoch)
-        loss_sum = jnp.zeros((), jnp.float32)
+        loss_sum = jax.device_put(jnp.zeros((), jnp.float32), replicated)
         bar = tqdm(total=steps, desc=f"jax   epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         t_epoch = time.perf_counter()
         last_logged, t_last = 0, t_epoch
@@ -258,14 +289,15 @@ def fit(
             "lr": float(sched((epoch + 1) * steps - 1)),
         }
         if evaluator is not None:
-            entry |= {f"val_{k}": v for k, v in _summary(*evaluator(state[0]), np.asarray(val_labels)).items()}
+            model_state = jax.device_put(state[0], single)
+            entry |= {f"val_{k}": v for k, v in _summary(*evaluator(model_state), np.asarray(val_labels)).items()}
         history.append(entry)
         if progress:
             val = f", val acc {entry['val_accuracy']:.2%}" if "val_accuracy" in entry else ""
             tqdm.write(f"jax   epoch {epoch + 1}/{epochs}: loss {entry['train_loss']:.4f}{val}, "
                        f"{epoch_time:.1f} s, {entry['images_per_s']:.0f} images/s", file=sys.stderr)
 
-    nnx.update((model, opt), state)
+    nnx.update((model, opt), jax.device_put(state, single))  # the model lives on one device again
     return {
         "history": history,
         "train_loss": history[-1]["train_loss"] if history else float("nan"),
@@ -274,4 +306,5 @@ def fit(
         "warmup_time_s": warmup_time,
         "steps_per_epoch": steps,
         "images_per_epoch": steps * batch_size,
+        "devices": mesh.size if mesh else 1,
     }

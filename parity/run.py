@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
+    from jax_impl import xla_cpu
+
+    xla_cpu.apply()  # the runner's XLA CPU flags, so timings compare with benchmarks.run
     from benchmarks.report import atomic_write
     from parity import checks
 

@@ -21,22 +21,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jax_impl.models.init import torch_default_bias_init, torch_default_kernel_init
-
-
-def max_pool(x: jax.Array, window: int) -> jax.Array:
-    """Non-overlapping max pooling as reshape + max.
-
-    Same values as ``nnx.max_pool(x, (w, w), (w, w))`` (floor on ragged
-    edges), but its gradient is an elementwise mask instead of XLA's
-    select-and-scatter, which dominated the training step on XLA CPU when measured.
-    Ties, which after a ReLU are zeros, get no gradient through the ReLU in
-    either framework, so gradients match PyTorch's ``max_pool2d``.
-    """
-    b, h, w, c = x.shape
-    ho, wo = h // window, w // window
-    x = x[:, : ho * window, : wo * window, :]
-    x = x.reshape(b, ho, window, wo, window, c)  # [B, Ho, w, Wo, w, C]
-    return x.max(axis=(2, 4))  # [B, Ho, Wo, C]
+from jax_impl.models.layers import Dropout, max_pool
 
 
 class CNN(nnx.Module):
@@ -76,7 +61,7 @@ class CNN(nnx.Module):
         flat = side * side * c2
         self.fc1 = nnx.Linear(flat, hidden, kernel_init=torch_default_kernel_init,
                               bias_init=torch_default_bias_init(flat), rngs=rngs)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = Dropout(dropout, rngs=rngs)
         self.fc2 = nnx.Linear(hidden, num_classes, kernel_init=torch_default_kernel_init,
                               bias_init=torch_default_bias_init(hidden), rngs=rngs)
 

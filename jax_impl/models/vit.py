@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jax_impl.models.layers import Dropout, LayerNorm, Linear
+
 LN_EPS = 1e-6
 INIT_STD = 0.02
 weight_init = nnx.initializers.truncated_normal(INIT_STD)  # N(0, 0.02^2) cut at +-2 std
@@ -46,11 +48,11 @@ DEFAULT_VARIANT = "tiny/7"
 
 
 def _linear(d_in: int, d_out: int, rngs: nnx.Rngs) -> nnx.Linear:
-    return nnx.Linear(d_in, d_out, kernel_init=weight_init, bias_init=nnx.initializers.zeros, rngs=rngs)
+    return Linear(d_in, d_out, kernel_init=weight_init, bias_init=nnx.initializers.zeros, rngs=rngs)
 
 
 def _layer_norm(d: int, rngs: nnx.Rngs) -> nnx.LayerNorm:
-    return nnx.LayerNorm(d, epsilon=LN_EPS, use_fast_variance=False, rngs=rngs)
+    return LayerNorm(d, epsilon=LN_EPS, use_fast_variance=False, rngs=rngs)
 
 
 class Attention(nnx.Module):
@@ -64,16 +66,16 @@ class Attention(nnx.Module):
         self.k = _linear(width, width, rngs)
         self.v = _linear(width, width, rngs)
         self.proj = _linear(width, width, rngs)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = Dropout(dropout, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         b, t, d = x.shape
         h = self.heads
-
-        def split(y):  # [B, T, D] -> [B, H, T, D/H]
-            return y.reshape(b, t, h, d // h).transpose(0, 2, 1, 3)
-
-        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        # q, k and v as one [B*T, D] x [D, 3D] product (their parameters stay separate, as in PyTorch)
+        kernel = jnp.concatenate([self.q.kernel[...], self.k.kernel[...], self.v.kernel[...]], axis=1)
+        bias = jnp.concatenate([self.q.bias[...], self.k.bias[...], self.v.bias[...]])
+        qkv = (x.reshape(b * t, d) @ kernel + bias).reshape(b, t, 3, h, d // h)  # [B, T, 3, H, D/H]
+        q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # each [B, H, T, D/H]
         scores = q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(jnp.float32(d // h))  # [B, H, T, T]
         weights = jax.nn.softmax(scores, axis=-1)
         out = (weights @ v).transpose(0, 2, 1, 3).reshape(b, t, d)  # [B, T, D]
@@ -84,7 +86,7 @@ class MLP(nnx.Module):
     def __init__(self, width: int, mlp_dim: int, *, dropout: float, rngs: nnx.Rngs):
         self.fc1 = _linear(width, mlp_dim, rngs)
         self.fc2 = _linear(mlp_dim, width, rngs)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = Dropout(dropout, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.dropout(nnx.gelu(self.fc1(x), approximate=False))
@@ -139,7 +141,7 @@ class ViT(nnx.Module):
         )
         self.cls_token = nnx.Param(jnp.zeros((1, 1, cfg.width)))
         self.pos_embed = nnx.Param(weight_init(rngs.params(), (1, tokens, cfg.width)))
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = Dropout(dropout, rngs=rngs)
         self.blocks = nnx.List([Block(cfg, dropout=dropout, rngs=rngs) for _ in range(cfg.depth)])
         self.norm = _layer_norm(cfg.width, rngs)
         self.head = _linear(cfg.width, num_classes, rngs)

@@ -133,3 +133,20 @@ def test_same_preprocessing_in_both_frameworks(mnist):
     jx = np.asarray(jax_impl.train.preprocess(images))  # NHWC
     tx = torch_ref.train.preprocess(images, torch.device("cpu")).numpy().transpose(0, 2, 3, 1)
     np.testing.assert_array_equal(jx, tx)
+
+
+def test_max_pool_gradient_matches_pytorch_even_with_ties():
+    import jax
+    import jax.numpy as jnp
+    import torch
+    import torch.nn.functional as F
+
+    from jax_impl.models.layers import max_pool
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, size=(4, 14, 14, 8)).astype(np.float32)  # values 0, 1, 2: ties everywhere
+    g = rng.standard_normal((4, 7, 7, 8)).astype(np.float32)
+    (dx_jax,) = jax.vjp(lambda v: max_pool(v, 2), jnp.asarray(x))[1](jnp.asarray(g))
+    xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)  # NHWC -> NCHW
+    F.max_pool2d(xt, 2).backward(torch.tensor(g.transpose(0, 3, 1, 2)))
+    np.testing.assert_array_equal(np.asarray(dx_jax), xt.grad.numpy().transpose(0, 2, 3, 1))
