@@ -57,7 +57,7 @@ def training_curves(runs: list[dict], path: Path) -> Path:
             ax.plot(x, mean, style, marker="o", ms=3, color=COLORS.get(framework), label=label)
             if len(members) > 1:
                 ax.fill_between(x, lo, hi, color=COLORS.get(framework), alpha=0.15)
-    ax_loss.set(xlabel="epoch", ylabel="training loss (last-epoch mean)", yscale="log", title="Training loss")
+    ax_loss.set(xlabel="epoch", ylabel="training loss (epoch mean)", yscale="log", title="Training loss")
     ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)

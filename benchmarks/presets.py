@@ -53,9 +53,9 @@ CNN_PRESETS = {
 }
 
 # ViT: AdamW with warm-up and cosine decay, label smoothing 0.1, weight decay 0.05
-# off norms, biases and embeddings, random shifts of up to 2 pixels. On the 2-core CPU
-# its JAX step was faster on one device (44 ms) than split over two (60 ms; the CNN
-# gains from two: 27 -> 17 ms), hence devices=1 at the cpu preset.
+# off norms, biases and embeddings, random shifts of up to 2 pixels. Split over two
+# virtual CPU devices its JAX step was slower (60 ms) than on one (44 ms), hence
+# devices=1 at the cpu preset (it matters only where XLA_FLAGS makes several).
 _VIT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05}
 # At the cpu preset, PyTorch reached 97.16% / 97.34% / 97.70% with AdamW 1e-3 / 2e-3 / 3e-3 (seed 0).
 _VIT_CPU_LR = {"adam": 3e-3, "adamw": 3e-3, "sgd": 0.05}

@@ -305,6 +305,8 @@ def run_one(backend, spec, model_name: str, s: dict, data, split, orders, shifts
         eval_batch_size=s["eval_batch_size"], progress=progress, **({"amp": True} if s["amp"] else {}),
         **({"devices": s["devices"]} if backend.name == "jax" else {}),
     )
+    ips = steady_state_images_per_s(fit["history"], images_per_epoch=fit["images_per_epoch"],
+                                    batch_size=s["batch_size"], warmup_time_s=fit["warmup_time_s"])
     t0 = time.perf_counter()
     test = backend.train.evaluate(model, test_images, test_labels, batch_size=s["eval_batch_size"])
     eval_time = time.perf_counter() - t0
@@ -347,13 +349,12 @@ def run_one(backend, spec, model_name: str, s: dict, data, split, orders, shifts
         "train_time_s": fit["train_time_s"],
         "compile_time_s": fit["compile_time_s"],
         "warmup_time_s": fit["warmup_time_s"],
-        "images_per_s": steady_state_images_per_s(
-            fit["history"], images_per_epoch=fit["images_per_epoch"], batch_size=s["batch_size"],
-            warmup_time_s=fit["warmup_time_s"],
-        ),
+        "images_per_s": ips,
         "test_eval_time_s": eval_time,
         "steps_per_epoch": fit["steps_per_epoch"],
         "devices": fit.get("devices", 1),
+        "train_flops_per_image": fit.get("train_flops_per_image"),
+        "achieved_gflop_s": (fit["train_flops_per_image"] * ips / 1e9) if fit.get("train_flops_per_image") else None,
         "params": backend.count_params(model),
         "per_class": metrics["per_class"],
         "confusion_matrix": metrics["confusion_matrix"],

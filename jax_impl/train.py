@@ -18,13 +18,12 @@ How the loop is kept honest and fast:
 * The loss is summed on the device; the host reads it only every
   ``log_every`` steps (progress bar, non-finite check) and at the end of an
   epoch, after which the clock is read.
-* With several local devices (on a CPU: the virtual devices
-  ``jax_impl.xla_cpu`` asks for, one per core), each batch is split across
+* With several local devices (several GPUs), each batch is split across
   them (data parallelism through ``NamedSharding``; XLA inserts the gradient
-  all-reduce) and the state is replicated. On the 2-core CPU this cut the
-  CNN's step from 28 to 19 ms: XLA CPU runs many small operations on one
-  thread, and two devices keep both cores busy. The mathematics is that of
-  one device; only summation order differs.
+  all-reduce) and the state is replicated. The mathematics is that of one
+  device; only summation order differs. (Virtual CPU devices, one per core,
+  made the CNN's step 27 -> 17 ms on the 2-core CPU, but XLA CPU's in-process
+  all-reduce intermittently deadlocked there; see ``jax_impl.xla_cpu``.)
 """
 
 from __future__ import annotations
@@ -40,10 +39,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from tqdm.auto import tqdm
-
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
 
 from jax_impl.augment import shift_images
 from jax_impl.optim import make_optimizer
@@ -55,15 +53,20 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 BACKGROUND = float((np.float32(0.0) - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD))
 
 
-def preprocess(images: np.ndarray) -> jax.Array:
-    """uint8 NHWC ``[N, 28, 28, 1]`` -> normalised float32 NHWC, on the device.
+def preprocess_host(images: np.ndarray) -> np.ndarray:
+    """uint8 NHWC ``[N, 28, 28, 1]`` -> normalised float32 NHWC, in NumPy.
 
     Computed in NumPy float32 before the transfer, like ``torch_ref``'s, so
     both frameworks train on bit-identical inputs (XLA would fuse the divisions
     into multiplications and differ in the last bit).
     """
     x = np.asarray(images, dtype=np.float32) / np.float32(255.0)
-    return jnp.asarray((x - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD))
+    return (x - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD)
+
+
+def preprocess(images: np.ndarray) -> jax.Array:
+    """:func:`preprocess_host`, on the default device."""
+    return jnp.asarray(preprocess_host(images))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +154,18 @@ def _summary(logits: np.ndarray, losses: np.ndarray, labels: np.ndarray) -> dict
     }
 
 
+def _flops(compiled) -> float | None:
+    """The ``flops`` of XLA's cost analysis of a compiled step (None where the backend gives none)."""
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001 - an optional measurement; some backends have none
+        return None
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else None
+    flops = (cost or {}).get("flops")
+    return float(flops) if flops and flops > 0 else None
+
+
 def batch_mesh(batch_size: int, devices: int | None = None) -> Mesh | None:
     """A 1-D ``("batch",)`` mesh over the local devices that divide ``batch_size``; None for one device.
 
@@ -233,12 +248,19 @@ def fit(
     mesh = batch_mesh(batch_size, devices)
     replicated = NamedSharding(mesh, P()) if mesh else jax.local_devices()[0]
     by_batch = NamedSharding(mesh, P(None, "batch")) if mesh else jax.local_devices()[0]  # [steps, B, ...]
-    state = jax.device_put(state, replicated)
+    # Everything reaches the devices from the host: a device-to-device resharding is a
+    # cross-device collective, which deadlocked on XLA CPU when PyTorch later held the cores.
+    state = jax.device_put(jax.device_get(state) if mesh else state, replicated)
 
-    x_train = jax.device_put(preprocess(images), replicated)  # on the device(s) once, [N, 28, 28, 1]
-    y_train = jax.device_put(jnp.asarray(labels, jnp.int32), replicated)
-    loss_sum = jax.device_put(jnp.zeros((), jnp.float32), replicated)
+    x_train = jax.device_put(preprocess_host(images), replicated)  # on the device(s) once, [N, 28, 28, 1]
+    y_train = jax.device_put(np.asarray(labels, np.int32), replicated)
+    loss_sum = jax.device_put(np.zeros((), np.float32), replicated)
     single = jax.local_devices()[0]  # validation runs on one device
+
+    def to_one(tree):
+        """A copy on ``single``. Through the host when sharded: a device-to-device resharding is a
+        cross-device collective, which deadlocked on XLA CPU when measured (2 virtual devices, 2 cores)."""
+        return jax.device_put(jax.device_get(tree) if mesh else tree, single)
     evaluator = _Evaluator(model, val_images, val_labels, eval_batch_size) if val_images is not None else None
 
     def epoch_tables(epoch):  # order [steps, B] int32 and shifts [steps, B, 2]: one transfer per epoch
@@ -254,13 +276,14 @@ def fit(
         graphdef, recipe, state, loss_sum, x_train, y_train, *epoch_tables(0), np.int32(0)
     ).compile()
     compile_time = time.perf_counter() - t0
+    flops = _flops(train_step)  # per device, so per batch_size / devices images
     if evaluator is not None:
-        compile_time += evaluator.compile(jax.device_put(state[0], single))
+        compile_time += evaluator.compile(to_one(state[0]))
 
     history, warmup_time = [], 0.0
     for epoch in range(epochs):
         order, shift = epoch_tables(epoch)
-        loss_sum = jax.device_put(jnp.zeros((), jnp.float32), replicated)
+        loss_sum = jax.device_put(np.zeros((), np.float32), replicated)
         bar = tqdm(total=steps, desc=f"jax   epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         t_epoch = time.perf_counter()
         last_logged, t_last = 0, t_epoch
@@ -289,7 +312,7 @@ def fit(
             "lr": float(sched((epoch + 1) * steps - 1)),
         }
         if evaluator is not None:
-            model_state = jax.device_put(state[0], single)
+            model_state = to_one(state[0])
             entry |= {f"val_{k}": v for k, v in _summary(*evaluator(model_state), np.asarray(val_labels)).items()}
         history.append(entry)
         if progress:
@@ -297,7 +320,7 @@ def fit(
             tqdm.write(f"jax   epoch {epoch + 1}/{epochs}: loss {entry['train_loss']:.4f}{val}, "
                        f"{epoch_time:.1f} s, {entry['images_per_s']:.0f} images/s", file=sys.stderr)
 
-    nnx.update((model, opt), jax.device_put(state, single))  # the model lives on one device again
+    nnx.update((model, opt), to_one(state))  # the model lives on one device again
     return {
         "history": history,
         "train_loss": history[-1]["train_loss"] if history else float("nan"),
@@ -307,4 +330,6 @@ def fit(
         "steps_per_epoch": steps,
         "images_per_epoch": steps * batch_size,
         "devices": mesh.size if mesh else 1,
+        # XLA's own count of the compiled step's floating-point operations, per training image
+        "train_flops_per_image": flops / (batch_size / (mesh.size if mesh else 1)) if flops else None,
     }

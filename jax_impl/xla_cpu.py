@@ -8,11 +8,12 @@ YNNPACK's matrix products help the ViT (50 ms against 69 ms with YNNPACK off).
 ``--xla_cpu_experimental_ynn_fusion_type=individual_dot`` keeps YNNPACK for
 single matrix products only; it was the fastest setting for both models.
 
-``--xla_force_host_platform_device_count`` makes one virtual CPU device per
-core, which ``jax_impl.train.fit`` uses to split each batch (data
-parallelism): XLA CPU runs many small operations on a single thread, and two
-devices on two cores cut the CNN's step from 28 to 19 ms. Computations that
-are not sharded still run on the first device, as before.
+Not set, on purpose: ``--xla_force_host_platform_device_count=2`` (one
+virtual device per core), with which ``jax_impl.train.fit`` splits each batch
+across the devices. It cut the CNN's step from 27 to 17 ms here, but the
+in-process collectives (the gradient all-reduce) intermittently deadlocked on
+2 cores (XLA aborted after its 40 s rendezvous timeout), so it is left to
+users who set it themselves, at that risk.
 
 XLA reads ``XLA_FLAGS`` once, when JAX starts its CPU backend, so
 :func:`apply` must run before the first JAX computation; it reports whether
@@ -24,18 +25,8 @@ from __future__ import annotations
 
 import os
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 #: flag name -> value, as measured best on the CPU (see the module docstring)
-CPU_FLAGS = {
-    "--xla_cpu_experimental_ynn_fusion_type": "individual_dot",
-    "--xla_force_host_platform_device_count": str(_cores()),
-}
+CPU_FLAGS = {"--xla_cpu_experimental_ynn_fusion_type": "individual_dot"}
 
 
 def _backends_started() -> bool:

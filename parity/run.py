@@ -1,7 +1,8 @@
 """The parity suite from the command line: ``python -m parity.run --model cnn|vit|all [--train] --out DIR``.
 
-Writes ``DIR/parity.json`` (``{"checks": [...], "timing": {...}, ...}``) and a
-readable ``DIR/parity.md``. Exits 1 when any asserted numerical check fails,
+Writes ``DIR/parity.json`` (``{"checks": [...], "timing": {...}, ...}``), a
+readable ``DIR/parity.md`` and ``DIR/summary.md`` (the README's parity tables,
+inserted there by ``python -m benchmarks.report DIR --readme README.md``). Exits 1 when any asserted numerical check fails,
 2 on a usage error. On a GPU, PyTorch's TF32 is turned off and JAX's matmul
 precision set to "highest", and the GPU tolerances apply (stated in the report).
 """
@@ -69,6 +70,47 @@ def run_checks(model: str, data, *, tol, steps: int) -> tuple[list[dict], dict]:
     for record in records:
         record.setdefault("asserted", True)
     return records, checks.timing(model, data.train_images, data.train_labels)
+
+
+def _family(check: str) -> str:
+    """The row a check belongs to in the summary: inputs and directions pooled."""
+    if check.startswith("forward"):
+        return "forward: logits (ViT: and intermediates), both directions, batch / zeros / saturated / one image"
+    return check.split(":")[0]
+
+
+def summary(report: dict) -> str:
+    """The README's parity tables: worst max|diff| per kind of check and model, timing, training parity."""
+    models = list(report["timing"]) or sorted({c["model"] for c in report["checks"]})
+    rows: dict[str, dict] = {}
+    for c in report["checks"]:
+        row = rows.setdefault(_family(c["check"]), {"tolerance": c["tolerance"], "asserted": c["asserted"]})
+        row[c["model"]] = max(row.get(c["model"], 0.0), c["max_abs_diff"])
+        row["passed"] = row.get("passed", True) and c["passed"]
+    lines = [f"From `{report['command']}` on {report['device']}:", "",
+             "| check | tolerance | " + " | ".join(f"{m} max abs diff" for m in models) + " | verdict |",
+             "|---|---|" + "---|" * len(models) + "---|"]
+    for name, row in rows.items():
+        verdict = ("passed" if row["passed"] else "FAILED") if row["asserted"] else "measured, not asserted"
+        cells = " | ".join(f"{row[m]:.2g}" if m in row else "-" for m in models)
+        lines.append(f"| {name} | {row['tolerance']:.0e} | {cells} | {verdict} |")
+    if report["timing"]:
+        lines += ["", "| model | JAX compile (s) | JAX step (ms) | PyTorch step (ms) | JAX/PyTorch speed |",
+                  "|---|---|---|---|---|"]
+        for model, t in report["timing"].items():
+            lines.append(f"| {model} | {t['jax']['compile_time_s']:.2f} | {t['jax']['step_time_ms']:.1f} | "
+                         f"{t['torch']['step_time_ms']:.1f} | {t['jax_over_torch_speed']:.2f}x |")
+    for model, tr in report.get("training", {}).items():
+        lines += ["", f"Training parity, {model} at `--preset {tr['preset']}` (same initial weights and data order, "
+                  "dropout on):", "", "| seed | JAX test acc (%) | PyTorch test acc (%) | difference (pp) |",
+                  "|---|---|---|---|"]
+        for i, seed in enumerate(tr["seeds"]):
+            j, t = tr["test_accuracy"]["jax"][i], tr["test_accuracy"]["torch"][i]
+            lines.append(f"| {seed} | {100 * j:.2f} | {100 * t:.2f} | {100 * (j - t):+.2f} |")
+        m = tr["mean_test_accuracy"]
+        lines.append(f"| mean | {100 * m['jax']:.2f} | {100 * m['torch']:.2f} | gap {tr['gap_pp']:.2f} (tolerance "
+                     f"{tr['tolerance_pp']}: {'passed' if tr['passed'] else 'FAILED'}) |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(report: dict) -> str:
@@ -154,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     def write():
         atomic_write(out / "parity.json", json.dumps(report, indent=2) + "\n")
         atomic_write(out / "parity.md", markdown(report))
+        atomic_write(out / "summary.md", summary(report))  # what benchmarks.report --readme inserts
 
     for model in models:
         records, timing = run_checks(model, data, tol=tol, steps=args.trajectory_steps)

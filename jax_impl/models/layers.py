@@ -36,8 +36,10 @@ def dropout_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> tuple[j
     size = 1
     for dim in shape:
         size *= dim
-    with jax.threefry_partitionable(False):  # the older threefry layout: ~6x faster on XLA CPU (measured)
-        words = jax.random.bits(key, ((size + 1) // 2,), jnp.uint32)
+    # JAX's default (partitionable) threefry: the older layout was faster on one CPU device, but it
+    # pairs element i with element i + n/2, so under data parallelism XLA inserted cross-device
+    # collective permutes, which deadlocked on XLA CPU (2 virtual devices on 2 cores) when measured.
+    words = jax.random.bits(key, ((size + 1) // 2,), jnp.uint32)
     halves = lax.bitcast_convert_type(words, jnp.uint16).reshape(-1)[:size]  # two 16-bit numbers per word
     keep = (halves >= threshold).reshape(shape)
     return keep, _LEVELS / (_LEVELS - threshold)

@@ -7,6 +7,10 @@ patch_embed (conv, kernel = stride = patch) -> tokens, + cls_token, + pos_embed
 Attention is written out (q, k, v, scaled dot product, softmax, proj) so every
 weight maps one to one onto ``torch_ref.models.vit.ViT``, whose attribute names
 and parameter shapes this mirrors (kernels in Flax layout: HWIO, (in, out)).
+For speed on XLA CPU (measured; see ``jax_impl.models.layers``), q, k and v are
+computed as one product with their kernels concatenated at call time, and the
+dense layers and LayerNorms work on the flattened ``[B*T, D]`` tokens; the
+parameters stay exactly those of the PyTorch twin.
 
 The defaults that differ between the frameworks are fixed here and there:
 LayerNorm epsilon 1e-6 with the two-pass variance, exact (erf) GELU, weights

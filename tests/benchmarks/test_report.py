@@ -9,10 +9,10 @@ import json
 import math
 
 import pytest
+from cli_helpers import assert_one_line_error, run_cli
 
 from benchmarks import report
 from benchmarks.stats import format_ci, format_mean_std, summarize, summary_by_group
-from cli_helpers import assert_one_line_error, run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -153,11 +153,14 @@ def test_report_cli_compares_two_runs(tmp_path, results):
 def test_readme_section_is_replaced_between_markers(tmp_path, results):
     (tmp_path / "results.json").write_text(json.dumps(results))
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\nbefore\n\n{report.README_BEGIN}\nold text\n{report.README_END}\n\nafter\n")
+    begin, end = report.readme_markers(tmp_path.as_posix())
+    other = report.readme_markers("docs/results/other")
+    readme.write_text(f"# Title\n\nbefore\n\n{begin}\nold text\n{end}\n\n{other[0]}\nkeep\n{other[1]}\nafter\n")
     proc = run_cli(str(tmp_path), "--readme", str(readme), "--no-plots", module="benchmarks.report")
     assert proc.returncode == 0, proc.stderr
     text = readme.read_text()
     assert "old text" not in text and text.startswith("# Title\n\nbefore\n") and text.endswith("\nafter\n")
+    assert "\nkeep\n" in text  # another folder's block is left alone
     assert "99.33 ± 0.02" in text and results["command"] in text
     # idempotent: a second render gives the same file
     run_cli(str(tmp_path), "--readme", str(readme), "--no-plots", module="benchmarks.report")
@@ -184,3 +187,29 @@ def test_readme_without_markers_is_refused_and_left_alone(tmp_path, results):
     assert_one_line_error(run_cli(str(tmp_path), "--readme", str(readme), "--no-plots", module="benchmarks.report"),
                           "no results markers")
     assert readme.read_text() == "# no markers\n"
+
+
+def test_parity_summary_goes_into_the_readme(tmp_path):
+    from parity.run import summary
+
+    report = {"command": "python -m parity.run --model cnn", "device": "cpu", "tolerances": {},
+              "checks": [{"model": "cnn", "check": "forward (torch init, mnist_batch)", "max_abs_diff": 1.2e-7,
+                          "tolerance": 1e-5, "passed": True, "asserted": True, "detail": ""},
+                         {"model": "cnn", "check": "forward (flax init, zeros)", "max_abs_diff": 3e-7,
+                          "tolerance": 1e-5, "passed": True, "asserted": True, "detail": ""}],
+              "timing": {"cnn": {"jax": {"compile_time_s": 0.8, "step_time_ms": 17.0},
+                                 "torch": {"compile_time_s": 0.0, "step_time_ms": 19.0}, "jax_over_torch_speed": 1.12}},
+              "training": {}}
+    text = summary(report)
+    assert "| 1e-05 | 3e-07 | passed |" in text and "| cnn | 0.80 | 17.0 | 19.0 | 1.12x |" in text
+    folder = tmp_path / "parity"
+    folder.mkdir()
+    (folder / "summary.md").write_text(text)
+    readme = tmp_path / "README.md"
+    begin, end = report_markers = __import__("benchmarks.report", fromlist=["readme_markers"]).readme_markers(
+        folder.as_posix())
+    readme.write_text(f"x\n{begin}\n{end}\ny\n")
+    proc = run_cli(str(folder), "--readme", str(readme), module="benchmarks.report")
+    assert proc.returncode == 0, proc.stderr
+    assert "1.12x" in readme.read_text() and readme.read_text().endswith("\ny\n")
+    assert report_markers[0] in readme.read_text()

@@ -10,11 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cli_helpers import REPO
 from flax import nnx
 
-from cli_helpers import REPO
 from jax_impl import train
-from jax_impl.models import CNN
 from jax_impl.models.layers import Dropout, LayerNorm, Linear, dropout_mask, max_pool
 
 
@@ -89,34 +88,49 @@ def _python(code: str, env: dict | None = None) -> dict:
 
 def test_xla_cpu_flags_apply_before_jax_starts_and_respect_the_users():
     code = ("import json, os; from jax_impl import xla_cpu; ok = xla_cpu.apply(); import jax; "
-            "n = len(jax.devices()); late = xla_cpu.apply(); "
-            "print(json.dumps({'ok': ok, 'flags': os.environ['XLA_FLAGS'], 'devices': n, 'late': late}))")
+            "n = len(jax.devices()); again = xla_cpu.apply(); "
+            "print(json.dumps({'ok': ok, 'flags': os.environ['XLA_FLAGS'], 'devices': n, 'again': again}))")
     out = _python(code, {"XLA_FLAGS": ""})
-    assert out["ok"] and out["late"]  # the second call finds its flags already there
-    assert "--xla_cpu_experimental_ynn_fusion_type=individual_dot" in out["flags"]
-    assert out["devices"] == len(__import__("os").sched_getaffinity(0))
-    mine = _python(code, {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
-    assert mine["devices"] == 1 and not mine["ok"], "the user's own value wins, and apply says it is not ours"
+    assert out["ok"] and out["again"]  # the second call finds its flags already there
+    assert out["flags"] == "--xla_cpu_experimental_ynn_fusion_type=individual_dot" and out["devices"] == 1
+    mine = _python(code, {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_use_thunk_runtime=true"})
+    assert not mine["ok"], "the user's own value wins, and apply says the flags are not ours"
+    assert mine["flags"] == "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_use_thunk_runtime=true"
     late = _python("import json, jax; jax.devices(); from jax_impl import xla_cpu; "
                    "print(json.dumps({'ok': xla_cpu.apply()}))", {"XLA_FLAGS": ""})
     assert late == {"ok": False}
 
 
-@pytest.mark.skipif(len(jax.local_devices()) < 2, reason="needs two local devices (xla_cpu flags, 2+ cores)")
-def test_data_parallel_fit_matches_one_device(mnist):
-    n, batch = 512, 128
-    orders = np.stack([np.random.default_rng(0).permutation(n)])
-    results = {}
-    for devices in (1, 2):
-        model = CNN(dropout=0.0, rngs=nnx.Rngs(0))  # no dropout: the two runs must agree
-        fit = train.fit(model, mnist.train_images[:n], mnist.train_labels[:n], orders=orders, batch_size=batch,
-                        optimizer="sgd", lr=0.05, progress=False, devices=devices)
-        assert fit["devices"] == devices
-        results[devices] = (fit["train_loss"], nnx.state(model, nnx.Param))
-    assert results[1][0] == pytest.approx(results[2][0], rel=1e-5)
-    for a, b in zip(jax.tree.leaves(results[1][1]), jax.tree.leaves(results[2][1])):
+DATA_PARALLEL = """
+import json, numpy as np, jax
+from flax import nnx
+from benchmarks.data import load_mnist
+from jax_impl import train
+d = load_mnist()
+n, out = 512, {}
+orders = np.stack([np.random.default_rng(0).permutation(n)])
+for devices in (1, 2):
+    model = CNN(dropout=0.0, rngs=nnx.Rngs(0))  # no dropout: the two runs must agree
+    fit = train.fit(model, d.train_images[:n], d.train_labels[:n], orders=orders, batch_size=128,
+                    optimizer="sgd", lr=0.05, progress=False, devices=devices)
+    leaves = jax.tree.leaves(nnx.state(model, nnx.Param))
+    out[devices] = {"devices": fit["devices"], "loss": fit["train_loss"],
+                    "params": [np.asarray(x).ravel()[:50].tolist() for x in leaves],
+                    "on_one": all(len(x.devices()) == 1 for x in leaves)}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_data_parallel_fit_matches_one_device():
+    """Two virtual CPU devices (in a subprocess): slow-marked, since XLA CPU's in-process
+    all-reduce was seen to deadlock intermittently on 2 cores (see jax_impl.xla_cpu)."""
+    out = _python(DATA_PARALLEL, {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    one, two = out["1"], out["2"]
+    assert (one["devices"], two["devices"]) == (1, 2) and one["on_one"] and two["on_one"]
+    assert one["loss"] == pytest.approx(two["loss"], rel=1e-5)
+    for a, b in zip(one["params"], two["params"]):
         np.testing.assert_allclose(a, b, atol=1e-5)
-        assert len(b.devices()) == 1, "the trained model is back on one device"
 
 
 def test_batch_mesh_uses_devices_that_divide_the_batch():
