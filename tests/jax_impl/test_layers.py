@@ -106,6 +106,7 @@ import json, numpy as np, jax
 from flax import nnx
 from benchmarks.data import load_mnist
 from jax_impl import train
+from jax_impl.models import CNN
 d = load_mnist()
 n, out = 512, {}
 orders = np.stack([np.random.default_rng(0).permutation(n)])
