@@ -102,15 +102,20 @@ def summary(report: dict) -> str:
                          f"{t['torch']['step_time_ms']:.1f} | {t['jax_over_torch_speed']:.2f}x |")
     for model, tr in report.get("training", {}).items():
         lines += ["", f"Training parity, {model} at `--preset {tr['preset']}` (same initial weights and data order, "
-                  "dropout on):", "", "| seed | JAX test acc (%) | PyTorch test acc (%) | difference (pp) |",
-                  "|---|---|---|---|"]
-        for i, seed in enumerate(tr["seeds"]):
-            j, t = tr["test_accuracy"]["jax"][i], tr["test_accuracy"]["torch"][i]
-            lines.append(f"| {seed} | {100 * j:.2f} | {100 * t:.2f} | {100 * (j - t):+.2f} |")
-        m = tr["mean_test_accuracy"]
-        lines.append(f"| mean | {100 * m['jax']:.2f} | {100 * m['torch']:.2f} | gap {tr['gap_pp']:.2f} (tolerance "
-                     f"{tr['tolerance_pp']}: {'passed' if tr['passed'] else 'FAILED'}) |")
+                  "dropout on):", "", *_training_table(tr)]
     return "\n".join(lines) + "\n"
+
+
+def _training_table(tr: dict) -> list[str]:
+    """Per-seed test accuracy in each framework, their difference, and the mean gap against its tolerance."""
+    lines = ["| seed | JAX test acc (%) | PyTorch test acc (%) | difference (pp) |", "|---|---|---|---|"]
+    for i, seed in enumerate(tr["seeds"]):
+        j, t = tr["test_accuracy"]["jax"][i], tr["test_accuracy"]["torch"][i]
+        lines.append(f"| {seed} | {100 * j:.2f} | {100 * t:.2f} | {100 * (j - t):+.2f} |")
+    m = tr["mean_test_accuracy"]
+    lines.append(f"| mean | {100 * m['jax']:.2f} | {100 * m['torch']:.2f} | gap {tr['gap_pp']:.2f} (tolerance "
+                 f"{tr['tolerance_pp']}: {'passed' if tr['passed'] else 'FAILED'}) |")
+    return lines
 
 
 def markdown(report: dict) -> str:
@@ -140,14 +145,7 @@ def markdown(report: dict) -> str:
                          f"{t[fw]['step_time_ms']:.1f} |")
         lines.append(f"| {model} | JAX speed / PyTorch speed | | | {t['jax_over_torch_speed']:.2f}x |")
     for model, tr in report.get("training", {}).items():
-        lines += ["", f"## Training parity: {model} at preset {tr['preset']}", "",
-                  "| seed | JAX test acc (%) | PyTorch test acc (%) | difference (pp) |", "|---|---|---|---|"]
-        for i, seed in enumerate(tr["seeds"]):
-            j, t = tr["test_accuracy"]["jax"][i], tr["test_accuracy"]["torch"][i]
-            lines.append(f"| {seed} | {100 * j:.2f} | {100 * t:.2f} | {100 * (j - t):+.2f} |")
-        m = tr["mean_test_accuracy"]
-        lines.append(f"| mean | {100 * m['jax']:.2f} | {100 * m['torch']:.2f} | {tr['gap_pp']:.2f} (tolerance "
-                     f"{tr['tolerance_pp']}; {'passed' if tr['passed'] else '**FAILED**'}) |")
+        lines += ["", f"## Training parity: {model} at preset {tr['preset']}", "", *_training_table(tr)]
     return "\n".join(lines) + "\n"
 
 
