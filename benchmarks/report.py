@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.stats import format_ci, format_mean_std, group_key, summary_by_group
+from benchmarks.stats import format_ci, format_mean_std, group_key, model_label, summary_by_group
 
 COLUMNS = (
     # header, key, format
@@ -42,11 +42,6 @@ def _cell(fmt: str, value) -> str:
         return "-"
     text = fmt.format(value)
     return text.rstrip("%") if fmt == "{:.2%}" else text
-
-
-def model_label(run: dict) -> str:
-    """``vit tiny/7`` for a model with a variant, else the model name."""
-    return f"{run['model']} {run['variant']}" if run.get("variant") else run["model"]
 
 
 def results_table(runs: list[dict]) -> str:

@@ -59,11 +59,11 @@ def _preset_default(field: str) -> str:
         v = getattr(preset, field)
         if isinstance(v, dict):
             return "/".join(f"{k} {x:g}" for k, x in v.items())
-        return ("all" if field in ("train_size", "test_size", "devices") else "-") if v is None else f"{v}"
+        return ("all" if field in ("train_size", "test_size") else "-") if v is None else f"{v}"
     return "; ".join(
         f"{name}: " + ", ".join(f"{p} {value(spec.presets[p])}" for p in PRESET_NAMES)
         for name, spec in MODELS.items()
-        if (spec.finetune or field not in _FINETUNE_FIELDS) and (spec.jax or field != "devices")
+        if spec.finetune or field not in _FINETUNE_FIELDS
     )
 
 
@@ -115,9 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random shifts of up to PIXELS in each direction, drawn once in NumPy so both frameworks "
                    f"see the same images; 0 turns them off (default: from the preset; {_preset_default('augment_shift')})")
     p.add_argument("--devices", type=int, default=None, metavar="N",
-                   help="JAX: split each batch over N local devices (data parallelism; on a CPU, one virtual "
-                   "device per core); 1 turns it off; PyTorch ignores it (default: from the preset, all "
-                   f"devices that divide the batch unless set; {_preset_default('devices')})")
+                   help="JAX: split each batch over N local devices (data parallelism, e.g. several GPUs; a CPU is one "
+                   "device only unless XLA_FLAGS makes more); 1 turns it off; PyTorch ignores it (default: "
+                   "all local devices that divide the batch size)")
     p.add_argument("--weights", default=None, metavar="{auto,pretrained,none,PATH}",
                    help="torchvision models' initial weights: pretrained (the torchvision weights enum, from the "
                    "TORCH_HOME cache or downloaded), none (random init), auto (pretrained when available, else "
@@ -217,7 +217,7 @@ def resolve_settings(args, spec, preset_name: str, name: str | None = None, stri
         "train_size": preset.train_size if args.train_size is None else args.train_size,
         "val_size": preset.val_size if args.val_size is None else args.val_size,
         "test_size": preset.test_size if args.test_size is None else args.test_size,
-        "devices": preset.devices if args.devices is None else args.devices,
+        "devices": args.devices,
         "eval_batch_size": preset.eval_batch_size,
         "weight_decay": preset.weight_decay if args.weight_decay is None else args.weight_decay,
         "label_smoothing": preset.label_smoothing if args.label_smoothing is None else args.label_smoothing,

@@ -39,10 +39,14 @@ def summarize(values) -> dict:
     return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half], "values": x.tolist()}
 
 
+def model_label(run: dict) -> str:
+    """``vit tiny/7`` for a model with a variant, else the model name."""
+    return f"{run['model']} {run['variant']}" if run.get("variant") else run["model"]
+
+
 def group_key(run: dict) -> tuple[str, str]:
     """(model label, framework): what seeds are pooled over."""
-    label = f"{run['model']} {run['variant']}" if run.get("variant") else run["model"]
-    return label, run["framework"]
+    return model_label(run), run["framework"]
 
 
 def summary_by_group(runs: list[dict]) -> list[dict]:

@@ -118,6 +118,8 @@ for devices in (1, 2):
     out[devices] = {"devices": fit["devices"], "loss": fit["train_loss"],
                     "params": [np.asarray(x).ravel()[:50].tolist() for x in leaves],
                     "on_one": all(len(x.devices()) == 1 for x in leaves)}
+out["mesh"] = {str(b): (m.size if (m := train.batch_mesh(b)) else None) for b in (128, 127)}
+out["mesh_capped"] = train.batch_mesh(128, devices=1) is None
 print(json.dumps(out))
 """
 
@@ -132,9 +134,9 @@ def test_data_parallel_fit_matches_one_device():
     assert one["loss"] == pytest.approx(two["loss"], rel=1e-5)
     for a, b in zip(one["params"], two["params"]):
         np.testing.assert_allclose(a, b, atol=1e-5)
+    assert out["mesh"] == {"128": 2, "127": None} and out["mesh_capped"]  # only devices that divide the batch
 
 
-def test_batch_mesh_uses_devices_that_divide_the_batch():
-    assert train.batch_mesh(128, devices=1) is None
-    mesh = train.batch_mesh(127)
-    assert mesh is None or 127 % mesh.size == 0
+@pytest.mark.skipif(len(jax.local_devices()) > 1, reason="several local devices (GPUs, or XLA_FLAGS)")
+def test_one_device_means_no_mesh():
+    assert train.batch_mesh(128) is None and train.batch_mesh(128, devices=4) is None

@@ -63,10 +63,6 @@ class WeightsInfo:
         return dataclasses.asdict(self)
 
 
-def is_weights_choice(value: str) -> bool:
-    return value in WEIGHTS_CHOICES
-
-
 def enum_name(weights) -> str:
     """``VGG16_Weights.IMAGENET1K_V1``."""
     return f"{type(weights).__name__}.{weights.name}"
