@@ -58,6 +58,9 @@ class JaxBackend:
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "xla_cpu_flags_applied": self.xla_cpu_flags,
             "threefry_partitionable": bool(self.jax.config.jax_threefry_partitionable),
+            # None: XLA's default, which runs float32 dots and convolutions in TF32 on NVIDIA GPUs
+            "default_matmul_precision": self.jax.config.jax_default_matmul_precision,
+            "mem_fraction": os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION"),
         }
 
     def build(self, spec: ModelSpec, seed: int, variant: str | None = None, options: dict | None = None):
@@ -71,6 +74,12 @@ class JaxBackend:
 
 
 class TorchBackend:
+    """PyTorch, eager. On a CUDA GPU it is set up as XLA runs JAX there, so that the two
+    frameworks do the same arithmetic: float32 matrix products and convolutions in TF32
+    (JAX's default precision on NVIDIA GPUs; PyTorch's default keeps matmuls in full
+    float32), and convolution algorithms chosen by timing (``cudnn.benchmark``, as XLA
+    autotunes at compile time). Both choices are recorded in the environment."""
+
     name, label = "torch", "PyTorch"
 
     def __init__(self):
@@ -80,6 +89,10 @@ class TorchBackend:
 
         self.torch, self.train = torch, train
         self._device = train.default_device()
+        if self._device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
 
     def has_gpu(self) -> bool:
         return self._device.type != "cpu"
@@ -95,6 +108,9 @@ class TorchBackend:
             "device": self.device(),
             "threads": self.torch.get_num_threads(),
             "cuda": self.torch.version.cuda,
+            "float32_matmul_precision": self.torch.get_float32_matmul_precision(),
+            "cudnn_allow_tf32": bool(self.torch.backends.cudnn.allow_tf32),
+            "cudnn_benchmark": bool(self.torch.backends.cudnn.benchmark),
         }
 
     def build(self, spec: ModelSpec, seed: int, variant: str | None = None, options: dict | None = None):

@@ -24,14 +24,16 @@ def cpu_name() -> str:
 
 
 def git_commit() -> str | None:
+    """HEAD (``+dirty`` with uncommitted changes); else ``$BENCH_GIT_COMMIT``, for copies of the tree
+    without ``.git`` (a lent GPU machine gets the working tree only)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.SubprocessError):
-        return None
+        return os.environ.get("BENCH_GIT_COMMIT") or None
     if out.returncode != 0:
-        return None
+        return os.environ.get("BENCH_GIT_COMMIT") or None
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
                            capture_output=True, text=True, timeout=5).stdout.strip()
     return out.stdout.strip() + ("+dirty" if dirty else "")

@@ -235,6 +235,19 @@ def speed_lines(runs: list[dict]) -> list[str]:
     return out
 
 
+def _precision(info: dict) -> str:
+    """How a GPU run did float32 products: the setting that decides TF32 against full float32."""
+    if not info.get("device", "").startswith(("cuda", "gpu")):
+        return ""
+    if "float32_matmul_precision" in info:  # PyTorch
+        return (f"; float32 matmul precision {info['float32_matmul_precision']}, cuDNN TF32 "
+                f"{'on' if info.get('cudnn_allow_tf32') else 'off'}, cudnn.benchmark "
+                f"{'on' if info.get('cudnn_benchmark') else 'off'}")
+    if "default_matmul_precision" in info:  # JAX
+        return f"; default matmul precision {info['default_matmul_precision'] or 'XLA default (TF32)'}"
+    return ""
+
+
 def environment_lines(env: dict) -> list[str]:
     host, data = env["host"], env["data"]
     lines = [
@@ -246,7 +259,7 @@ def environment_lines(env: dict) -> list[str]:
         versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
         threads = f", {info['threads']} threads" if info.get("threads") else ""
         count = f", {info['device_count']} device(s)" if info.get("device_count") else ""
-        lines.append(f"- {fw}: {versions}; device {info['device']}{count}{threads}")
+        lines.append(f"- {fw}: {versions}; device {info['device']}{count}{threads}{_precision(info)}")
     def sha(v) -> str:
         return ((v.get("sha256") or v.get("records_sha256") or "?") if isinstance(v, dict) else str(v))[:12]
 

@@ -19,14 +19,45 @@ XLA reads ``XLA_FLAGS`` once, when JAX starts its CPU backend, so
 :func:`apply` must run before the first JAX computation; it reports whether
 the flags are in effect. A flag the user already set in ``XLA_FLAGS`` wins.
 The benchmark runner and the parity CLI call it; library users may too.
+
+XLA aborts the whole process on a flag it does not know, and experimental
+flags come and go between releases. So the flags go in unchecked only on the
+jaxlib releases they were measured on (:data:`MEASURED_JAXLIB`); on any other,
+a short subprocess first checks that XLA accepts them (a GPU machine with a
+newer jaxlib must not die of a CPU tuning flag).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata as md
 import os
+import subprocess
+import sys
 
 #: flag name -> value, as measured best on the CPU (see the module docstring)
 CPU_FLAGS = {"--xla_cpu_experimental_ynn_fusion_type": "individual_dot"}
+
+#: jaxlib version prefixes on which :data:`CPU_FLAGS` were measured (and are known to XLA)
+MEASURED_JAXLIB = ("0.10.",)
+
+
+@functools.cache
+def _xla_accepts(flags: str) -> bool:
+    """Whether XLA starts with ``flags`` in ``XLA_FLAGS`` (checked in a subprocess: an unknown flag aborts)."""
+    try:
+        version = md.version("jaxlib")
+    except md.PackageNotFoundError:
+        return False
+    if version.startswith(MEASURED_JAXLIB):
+        return True
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+    try:
+        probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], env=env,
+                               capture_output=True, timeout=120, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
 
 
 def _backends_started() -> bool:
@@ -46,5 +77,8 @@ def apply() -> bool:
         return ours  # already in XLA_FLAGS (set before JAX started, presumably)
     if _backends_started():
         return False  # too late: XLA has read XLA_FLAGS; leave the environment as it was
-    os.environ["XLA_FLAGS"] = " ".join([current, *missing]).strip()
+    flags = " ".join([current, *missing]).strip()
+    if not _xla_accepts(flags):
+        return False  # this jaxlib does not know them (or rejects the user's own): change nothing
+    os.environ["XLA_FLAGS"] = flags
     return ours

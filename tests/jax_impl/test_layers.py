@@ -101,6 +101,19 @@ def test_xla_cpu_flags_apply_before_jax_starts_and_respect_the_users():
     assert late == {"ok": False}
 
 
+def test_xla_cpu_flags_are_probed_on_an_unmeasured_jaxlib(monkeypatch):
+    """On a jaxlib the flags were not measured on, a flag XLA does not know is left out (XLA would abort)."""
+    from jax_impl import xla_cpu
+
+    monkeypatch.setattr(xla_cpu, "MEASURED_JAXLIB", ())
+    xla_cpu._xla_accepts.cache_clear()
+    try:
+        assert xla_cpu._xla_accepts("--xla_cpu_experimental_ynn_fusion_type=individual_dot")
+        assert not xla_cpu._xla_accepts("--xla_cpu_no_such_flag_anywhere=1")
+    finally:
+        xla_cpu._xla_accepts.cache_clear()
+
+
 DATA_PARALLEL = """
 import json, numpy as np, jax
 from flax import nnx
