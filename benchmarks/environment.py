@@ -24,18 +24,20 @@ def cpu_name() -> str:
 
 
 def git_commit() -> str | None:
-    """HEAD (``+dirty`` with uncommitted changes); else ``$BENCH_GIT_COMMIT``, for copies of the tree
-    without ``.git`` (a lent GPU machine gets the working tree only)."""
+    """``$BENCH_GIT_COMMIT`` when set (a copy of the tree whose ``.git`` may not match it, as on a
+    lent GPU machine: the caller knows what it sent); else HEAD, ``+dirty`` with uncommitted changes."""
+    if os.environ.get("BENCH_GIT_COMMIT"):
+        return os.environ["BENCH_GIT_COMMIT"]
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=False
         )
     except (OSError, subprocess.SubprocessError):
-        return os.environ.get("BENCH_GIT_COMMIT") or None
+        return None
     if out.returncode != 0:
-        return os.environ.get("BENCH_GIT_COMMIT") or None
+        return None
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                           capture_output=True, text=True, timeout=5).stdout.strip()
+                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
     return out.stdout.strip() + ("+dirty" if dirty else "")
 
 

@@ -4,6 +4,11 @@
 ``results.json``; ``python -m benchmarks.report DIR_A DIR_B`` compares two
 runs (CPU against GPU, before against after); ``--readme README.md`` writes
 DIR's summary into the README between its results markers.
+
+A *collection* is a folder of report folders (one per command, as a GPU
+session's time-boxed stages make them, see ``benchmarks/gpu_study.sh``):
+``python -m benchmarks.report DIR`` re-renders each, and ``--readme`` writes
+one block with every folder's summary and a time-to-accuracy table.
 """
 
 from __future__ import annotations
@@ -183,12 +188,21 @@ CSV_COLUMNS = (
 )
 
 
+def counted_flops(run: dict) -> float | None:
+    """XLA's FLOP count per training image, where it is complete: on a CPU. XLA GPU's cost analysis
+    leaves out library calls (cuDNN convolutions, cuBLAS products): it said 3.0 MFLOP per CNN image
+    on the H100 against 23.6 on the CPU, so GPU runs (and any files that recorded it) get None."""
+    return run.get("train_flops_per_image") if str(run.get("device", "")).startswith("cpu") else None
+
+
 def results_csv(runs: list[dict]) -> str:
     """One row per run, the columns of :data:`CSV_COLUMNS` (empty where a run has no value)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for run in runs:
+        if counted_flops(run) is None:  # an incomplete count is no count
+            run = dict(run, train_flops_per_image=None, achieved_gflop_s=None)
         writer.writerow({k: ("" if run.get(k) is None else run.get(k)) for k in CSV_COLUMNS})
     return buf.getvalue()
 
@@ -226,7 +240,7 @@ def speed_lines(runs: list[dict]) -> list[str]:
             continue
         j, t = g["metrics"]["images_per_s"], other["metrics"]["images_per_s"]
         if j["mean"] and t["mean"]:
-            flops = [r.get("train_flops_per_image") for r in runs if group_key(r) == (model, "jax")]
+            flops = [counted_flops(r) for r in runs if group_key(r) == (model, "jax")]
             work = (f"; XLA counts {flops[0] / 1e6:.1f} MFLOP per training image, so JAX sustains "
                     f"{flops[0] * j['mean'] / 1e9:.0f} GFLOP/s" if flops and flops[0] else "")
             out.append(f"{model}: JAX {j['mean']:.0f} vs PyTorch {t['mean']:.0f} images/s, "
@@ -342,14 +356,77 @@ def compare(a: dict, b: dict, name_a: str, name_b: str) -> str:
     return "\n".join(out)
 
 
+#: Test accuracies for the time-to-accuracy table of a collection.
+ACCURACY_MARKS = (0.99, 0.994, 0.995)
+
+
+def load_collection(folder: Path) -> list[tuple[str, dict]]:
+    """(name, results) of each report folder directly under ``folder``, by name; [] if there are none."""
+    if not folder.is_dir():
+        return []
+    return [(p.name, load_results(p)) for p in sorted(folder.iterdir()) if (p / "results.json").is_file()]
+
+
+def time_to_accuracy_table(named: list[tuple[str, dict]]) -> str:
+    """Per model, framework and accuracy mark: the setting (report folder) with the shortest mean
+    training time among those where every seed reached the mark; else the best mean accuracy seen."""
+    groups = [(name, g) for name, results in named for g in summary_by_group(results["runs"])]
+    rows = []
+    for model, framework in dict.fromkeys((g["model"], g["framework"]) for _, g in groups):
+        mine = [(name, g) for name, g in groups if (g["model"], g["framework"]) == (model, framework)]
+        for mark in ACCURACY_MARKS:
+            reached = [(g["metrics"]["train_time_s"]["mean"], name, g) for name, g in mine
+                       if g["metrics"]["test_accuracy"]["values"]
+                       and min(g["metrics"]["test_accuracy"]["values"]) >= mark]
+            if not reached:  # one row for the first mark missed, with the best accuracy seen
+                name, g = max(mine, key=lambda item: item[1]["metrics"]["test_accuracy"]["mean"] or 0)
+                best = g["metrics"]["test_accuracy"]["mean"]
+                rows.append([model, framework, f"{mark:.1%}", "not reached" + (
+                    f" (best: {name}, mean {best:.2%})" if best is not None else ""), "-", "-", "-", "-"])
+                break
+            t, name, g = min(reached, key=lambda item: item[0])
+            m = g["metrics"]
+            rows.append([model, framework, f"{mark:.1%}", name, str(m["test_accuracy"]["n"]),
+                         f"{min(m['test_accuracy']['values']):.2%}".rstrip("%"),
+                         format_mean_std(m["train_time_s"], "{:.2f}"), format_mean_std(m["compile_time_s"], "{:.2f}")])
+    header = ["model", "framework", "test accuracy", "quickest setting (folder)", "seeds", "lowest seed (%)",
+              "training time (s)", "compile (s)"]
+    return _markdown(header, rows)
+
+
+def collection_section(named: list[tuple[str, dict]], folder: str) -> str:
+    """The README block for a collection: time to accuracy, then each folder's command and summary."""
+    begin, end = readme_markers(folder)
+    first = named[0][1]
+    out = [
+        begin,
+        f"Generated from the report folders under [`{folder}`]({folder}) (each has its report.md and plots).",
+        "",
+        *environment_lines(first["environment"]),
+        "",
+        "Time to accuracy: for each mark, the setting with the shortest mean training time (compilation",
+        "excluded, shown apart) among those where every seed reached it on the 10,000 test images.",
+        "",
+        time_to_accuracy_table(named),
+    ]
+    for name, results in named:
+        out += ["", f"**{name}** ([report]({folder}/{name}/report.md)): `{results['command']}`", "",
+                summary_table(results["runs"])]
+        out += [f"- {line}" for line in speed_lines(results["runs"])]
+    return "\n".join([*out, end])
+
+
 def readme_markers(folder: str) -> tuple[str, str]:
     """The pair of HTML comments around the README block generated from ``folder``."""
     return (f"<!-- results:begin {folder} (generated by python -m benchmarks.report {folder} --readme README.md) -->",
             f"<!-- results:end {folder} -->")
 
 
-def readme_section(results: dict | str, folder: str) -> str:
-    """The README block for ``folder``: its study summary, or (a parity folder) its ``summary.md`` text."""
+def readme_section(results: dict | str | list, folder: str) -> str:
+    """The README block for ``folder``: its study summary, (a parity folder) its ``summary.md`` text,
+    or (a collection: a list of (name, results)) :func:`collection_section`."""
+    if isinstance(results, list):
+        return collection_section(results, folder)
     begin, end = readme_markers(folder)
     if isinstance(results, str):
         return "\n".join([begin, f"Generated from [`{folder}`]({folder}/parity.md).", "", results.rstrip("\n"), end])
@@ -371,7 +448,7 @@ def readme_section(results: dict | str, folder: str) -> str:
     ])
 
 
-def update_readme(readme: Path, results: dict | str, folder: str) -> None:
+def update_readme(readme: Path, results: dict | str | list, folder: str) -> None:
     """Replace the block generated from ``folder`` (its markers must already be in the README)."""
     text = readme.read_text()
     begin, end = readme_markers(folder)
@@ -418,7 +495,8 @@ def _main(argv: list[str] | None) -> int:
     parser = _Parser(
         prog="python -m benchmarks.report",
         description="Render a report folder again from its results.json, or compare two of them.")
-    parser.add_argument("dirs", nargs="+", metavar="DIR", help="one folder to re-render, or two to compare (A B)")
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="one folder to re-render (a folder of report folders: each of them), or two to "
+                        "compare (A B)")
     parser.add_argument("--out", metavar="FILE", help="with two folders: also write the comparison here "
                         "(default: print only)")
     parser.add_argument("--readme", metavar="FILE", help="with one folder: write its summary into FILE between "
@@ -436,6 +514,18 @@ def _main(argv: list[str] | None) -> int:
             raise ReportError(f"--readme {readme}: no such file")
         update_readme(readme, (folders[0] / "summary.md").read_text(), folders[0].as_posix())
         print(f"updated {readme}")
+        return 0
+    named = load_collection(folders[0]) if len(folders) == 1 and not (folders[0] / "results.json").is_file() else []
+    if named:  # a collection: a folder of report folders
+        for name, results in named:
+            written = render(folders[0] / name, results, plots=not args.no_plots)
+            print(f"wrote {', '.join(str(folders[0] / name / w) for w in written)}")
+        if args.readme:
+            readme = Path(args.readme)
+            if not readme.is_file():
+                raise ReportError(f"--readme {readme}: no such file")
+            update_readme(readme, named, folders[0].as_posix())
+            print(f"updated {readme}")
         return 0
     results = [load_results(f) for f in folders]
     if len(folders) == 1:

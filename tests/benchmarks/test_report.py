@@ -213,3 +213,45 @@ def test_parity_summary_goes_into_the_readme(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "1.12x" in readme.read_text() and readme.read_text().endswith("\ny\n")
     assert report_markers[0] in readme.read_text()
+
+
+def _collection(tmp_path, results):
+    """Two report folders under one: a fast setting (lower accuracy) and a slow, accurate one."""
+    fast, slow = copy.deepcopy(results), copy.deepcopy(results)
+    for run in fast["runs"]:
+        run["test_accuracy"] -= 0.003  # cnn: 99.04-99.05% / 98.89-98.96%
+        run["train_time_s"] /= 10
+    for name, res in (("fast", fast), ("slow", slow)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(res))
+    return [("fast", fast), ("slow", slow)]
+
+
+def test_time_to_accuracy_picks_the_quickest_setting_where_every_seed_reached_the_mark(tmp_path, results):
+    named = _collection(tmp_path, results)
+    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:4])
+            for line in report.time_to_accuracy_table(named).splitlines()[2:]}
+    assert ("cnn", "jax", "99.0%", "fast") in rows  # every JAX seed >= 99.0% in the fast folder
+    assert ("cnn", "jax", "99.4%", "not reached (best: slow, mean 99.33%)") in rows
+    assert ("cnn", "torch", "99.0%", "slow") in rows  # fast torch seeds are below 99.0%
+    assert not any(r[:3] == ("cnn", "jax", "99.5%") for r in rows)  # one row for the first mark missed
+
+
+def test_collection_rerenders_each_folder_and_writes_one_readme_block(tmp_path, results):
+    _collection(tmp_path, results)
+    readme = tmp_path / "README.md"
+    begin, end = report.readme_markers(tmp_path.as_posix())
+    readme.write_text(f"# T\n\n{begin}\n{end}\n")
+    proc = run_cli(str(tmp_path), "--readme", str(readme), "--no-plots", module="benchmarks.report")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "fast" / "report.md").is_file() and (tmp_path / "slow" / "results.csv").is_file()
+    text = readme.read_text()
+    assert text.count("**fast**") == 1 and text.count("**slow**") == 1 and "Time to accuracy" in text
+
+
+def test_flop_counts_are_reported_for_cpu_runs_only(results):
+    cpu = dict(results["runs"][0], train_flops_per_image=23.6e6, achieved_gflop_s=140.0)
+    gpu = dict(cpu, device="gpu: Test GPU")
+    assert report.counted_flops(cpu) == 23.6e6 and report.counted_flops(gpu) is None
+    rows = list(csv.DictReader(io.StringIO(report.results_csv([cpu, gpu]))))
+    assert rows[0]["train_flops_per_image"] == "23600000.0" and rows[1]["train_flops_per_image"] == ""
