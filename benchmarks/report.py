@@ -262,12 +262,21 @@ def _precision(info: dict) -> str:
     return ""
 
 
+def _malloc(host: dict) -> str:
+    """The glibc malloc settings the run used (``benchmarks.malloc``); older files did not record them."""
+    if "malloc" not in host:
+        return ""
+    settings = ", ".join(f"{k} {v}" for k, v in host["malloc"].items())
+    return f"; malloc: {settings or 'defaults (no glibc mallopt)'}"
+
+
 def environment_lines(env: dict) -> list[str]:
     host, data = env["host"], env["data"]
     lines = [
         f"- host: {host['cpu']} ({host['cpu_count']} logical CPUs), {host.get('platform', '')}, "
         f"Python {host['python']}, NumPy {host.get('numpy', '?')}",
-        f"- git commit: {host.get('git_commit') or 'unknown'}; XLA_FLAGS: `{host.get('xla_flags') or '(none)'}`",
+        f"- git commit: {host.get('git_commit') or 'unknown'}; XLA_FLAGS: `{host.get('xla_flags') or '(none)'}`"
+        + _malloc(host),
     ]
     for fw, info in env.get("frameworks", {}).items():
         versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)

@@ -29,6 +29,7 @@ from benchmarks.data import (
     train_val_split,
 )
 from benchmarks.environment import data_environment, host_environment
+from benchmarks.malloc import keep_large_buffers
 from benchmarks.metrics import (
     classification_metrics,
     detection_metrics,
@@ -401,6 +402,7 @@ def _plan(args, frameworks: list[str]) -> list[tuple[str, list[str]]]:
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    malloc = keep_large_buffers()  # before any framework allocates: the same for both (see benchmarks.malloc)
     frameworks = parse_frameworks(args.framework)
     seeds = parse_seeds(args)
     plan = _plan(args, frameworks)
@@ -438,7 +440,7 @@ def _main(argv: list[str]) -> int:
         "command": "python -m benchmarks.run " + shlex.join(argv),
         "settings": settings,
         "environment": {
-            "host": host_environment(),
+            "host": host_environment() | {"malloc": malloc},
             "data": data_environment(data),
             "frameworks": {fw: b.environment() for fw, b in backends.items()},
         },

@@ -179,15 +179,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
+    from benchmarks.malloc import keep_large_buffers
     from jax_impl import xla_cpu
 
-    xla_cpu.apply()  # the runner's XLA CPU flags, so timings compare with benchmarks.run
+    malloc = keep_large_buffers()  # the runner's allocator and XLA CPU settings, so timings compare
+    xla_cpu.apply()
     from benchmarks.report import atomic_write
     from parity import checks
 
     tol = checks.strict_precision()
     report = {"command": "python -m parity.run " + shlex.join(argv),
-              "device": "gpu" if checks.on_gpu() else "cpu",
+              "device": "gpu" if checks.on_gpu() else "cpu", "malloc": malloc,
               "tolerances": vars(tol), "checks": [], "timing": {}, "training": {}}
     out.mkdir(parents=True, exist_ok=True)
 
