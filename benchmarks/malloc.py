@@ -16,11 +16,11 @@ there whatever the mmap settings, so the fix takes three settings:
 * ``M_TRIM_THRESHOLD = 1 GiB``: freed memory at the top of the heap is kept
   rather than handed back to the kernel at once.
 
-With them, page faults fell to about 100 a step, and on 20,000 images
-(4 epochs, images/s per epoch) the JAX CNN went from about 4,700 to 7,100,
-PyTorch's CNN from about 5,700 to 6,800, the JAX ViT from about 2,400 to 3,400
-and PyTorch's ViT from about 2,650 to 2,900. The cost: the process keeps its
-peak heap (a few hundred MB here) instead of returning it between steps.
+With them, page faults fell to about 100 a step, and both frameworks train
+faster on the CPU, JAX much more than PyTorch: the runner's ``--malloc
+default`` turns the settings off, and ``docs/results/cpu-2core-malloc`` holds
+the side-by-side measurement. The cost: the process keeps its peak heap (a
+few hundred MB here) instead of returning it between steps.
 
 The runner applies this once per process, before any framework loads, so
 both frameworks always run under the same allocator settings; it is recorded

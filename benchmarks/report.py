@@ -267,7 +267,7 @@ def _malloc(host: dict) -> str:
     if "malloc" not in host:
         return ""
     settings = ", ".join(f"{k} {v}" for k, v in host["malloc"].items())
-    return f"; malloc: {settings or 'defaults (no glibc mallopt)'}"
+    return f"; malloc: {settings or 'glibc defaults'}"
 
 
 def environment_lines(env: dict) -> list[str]:

@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where MNIST comes from (default: idx)")
     p.add_argument("--out", default="results", metavar="DIR",
                    help="folder for results.json and results.md (default: results)")
+    p.add_argument("--malloc", default="tuned", metavar="{tuned,default}",
+                   help="glibc malloc settings for both frameworks: tuned keeps large buffers in the heap between "
+                   "steps (see benchmarks/malloc.py; faster on a CPU), default leaves glibc's own (default: tuned)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown)")
     return p
 
@@ -402,7 +405,10 @@ def _plan(args, frameworks: list[str]) -> list[tuple[str, list[str]]]:
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    malloc = keep_large_buffers()  # before any framework allocates: the same for both (see benchmarks.malloc)
+    if args.malloc not in ("tuned", "default"):
+        raise UsageError(f"unknown --malloc {args.malloc!r} (choose from tuned, default)")
+    # before any framework allocates, so the same for both (see benchmarks.malloc)
+    malloc = keep_large_buffers() if args.malloc == "tuned" else {}
     frameworks = parse_frameworks(args.framework)
     seeds = parse_seeds(args)
     plan = _plan(args, frameworks)

@@ -72,6 +72,9 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     jax_run, torch_run = results["runs"][:2]
     for key in ("train_size", "val_size", "steps_per_epoch", "batch_size", "lr", "epochs", "seed"):
         assert jax_run[key] == torch_run[key], key
+    from benchmarks.malloc import SETTINGS
+
+    assert set(results["environment"]["host"]["malloc"]) == set(SETTINGS)  # one process, one allocator setting
     for run in (jax_run, torch_run):  # both learn: the training loss falls from epoch 1 to epoch 2
         assert run["history"][-1]["train_loss"] < run["history"][0]["train_loss"]
 
@@ -113,6 +116,7 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--model", "cnn,resnet"], "unknown model 'resnet'"),
     (["--seeds", "0,x"], "--seeds must be comma-separated integers"),
     (["--seeds", "1,1"], "--seeds must be distinct"),
+    (["--malloc", "jemalloc"], "unknown --malloc 'jemalloc'"),
 ])
 def test_usage_errors_exit_2_with_one_line(tmp_path, args, needle):
     proc = run_cli(*args, "--out", str(tmp_path / "out"))
