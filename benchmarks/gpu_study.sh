@@ -63,7 +63,7 @@ EOF
 
 # 0. Smoke: both frameworks, both from-scratch models, on the GPU. Stop here if it fails.
 stage smoke 150 "${RUN[@]}" --framework both --model cnn,vit --preset smoke --out "$RES/smoke" \
-    || { log "smoke run failed: stopping"; exit 1; }
+    || { log "smoke run failed: stopping"; pack; exit 1; }
 
 # 1. CNN time to accuracy (goals: >= 99.0% in <= 0.3 s, >= 99.4% in <= 2 s of training): the lab's
 #    CNN on the whole training split, no validation pass, three seeds. Settings chosen on the CPU

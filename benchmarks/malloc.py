@@ -16,11 +16,12 @@ there whatever the mmap settings, so the fix takes three settings:
 * ``M_TRIM_THRESHOLD = 1 GiB``: freed memory at the top of the heap is kept
   rather than handed back to the kernel at once.
 
-With them, page faults fell to about 100 a step, and both frameworks train
-faster on the CPU, JAX much more than PyTorch: the runner's ``--malloc
-default`` turns the settings off, and ``docs/results/cpu-2core-malloc`` holds
-the side-by-side measurement. The cost: the process keeps its peak heap (a
-few hundred MB here) instead of returning it between steps.
+With them, page faults fell to about 100 a step and JAX trained much faster
+on the CPU, while PyTorch (whose steps faulted about half as often) stayed
+about where it was: ``docs/results/cpu-2core-malloc/comparison.md`` is the
+side-by-side measurement, made with the runner's ``--malloc default`` and
+``--malloc tuned``. The cost: the process keeps its peak heap (a few hundred
+MB here) instead of returning it between steps.
 
 The runner applies this once per process, before any framework loads, so
 both frameworks always run under the same allocator settings; it is recorded

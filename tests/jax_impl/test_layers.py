@@ -92,10 +92,13 @@ def test_xla_cpu_flags_apply_before_jax_starts_and_respect_the_users():
             "print(json.dumps({'ok': ok, 'flags': os.environ['XLA_FLAGS'], 'devices': n, 'again': again}))")
     out = _python(code, {"XLA_FLAGS": ""})
     assert out["ok"] and out["again"]  # the second call finds its flags already there
-    assert out["flags"] == "--xla_cpu_experimental_ynn_fusion_type=individual_dot" and out["devices"] == 1
+    from jax_impl import xla_cpu
+
+    assert out["flags"] == " ".join(f"{k}={v}" for k, v in xla_cpu.CPU_FLAGS.items()) and out["devices"] == 1
     mine = _python(code, {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_use_thunk_runtime=true"})
     assert not mine["ok"], "the user's own value wins, and apply says the flags are not ours"
-    assert mine["flags"] == "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_use_thunk_runtime=true"
+    assert mine["flags"] == ("--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_use_thunk_runtime=true "
+                             "--xla_cpu_multi_thread_eigen=false")  # the flag the user did not set is added
     late = _python("import json, jax; jax.devices(); from jax_impl import xla_cpu; "
                    "print(json.dumps({'ok': xla_cpu.apply()}))", {"XLA_FLAGS": ""})
     assert late == {"ok": False}
