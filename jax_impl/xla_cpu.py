@@ -8,14 +8,12 @@ YNNPACK's matrix products help the ViT (50 ms against 69 ms with YNNPACK off).
 ``--xla_cpu_experimental_ynn_fusion_type=individual_dot`` keeps YNNPACK for
 single matrix products only; it was the fastest setting for both models.
 
-``--xla_cpu_multi_thread_eigen=false`` runs the operations XLA leaves to
-Eigen (the convolutions) on the calling thread instead of Eigen's own pool of
-two. On this VM, whose cores are shared with other tenants, the pool's
-hand-offs made the CNN's epochs erratic (5,600-7,300 images/s from epoch to
-epoch); without it, back to back on 4 epochs of 55,000 images, two runs gave
-6,958-7,393 and 7,004-7,305 images/s against 6,724-7,040 and 5,763-6,485 with
-the pool. The ViT, whose work is YNNPACK's matrix products, moved within
-noise (3,039-3,289 against 3,215-3,432).
+Measured and not set: ``--xla_cpu_multi_thread_eigen=false`` (Eigen's
+operations on the calling thread, not Eigen's pool of two). Alone it made the
+CNN's epochs steadier (4 epochs of 55,000 images, back to back: 6,958-7,393
+and 7,004-7,305 images/s against 6,724-7,040 and 5,763-6,485 with the pool),
+but in the 3-seed study the CNN did not gain and the ViT's training time went
+from about 95-99 s to 118 s a seed.
 
 Not set, on purpose: ``--xla_force_host_platform_device_count=2`` (one
 virtual device per core), with which ``jax_impl.train.fit`` splits each batch
@@ -45,10 +43,7 @@ import subprocess
 import sys
 
 #: flag name -> value, as measured best on the CPU (see the module docstring)
-CPU_FLAGS = {
-    "--xla_cpu_experimental_ynn_fusion_type": "individual_dot",
-    "--xla_cpu_multi_thread_eigen": "false",
-}
+CPU_FLAGS = {"--xla_cpu_experimental_ynn_fusion_type": "individual_dot"}
 
 #: jaxlib version prefixes on which :data:`CPU_FLAGS` were measured (and are known to XLA)
 MEASURED_JAXLIB = ("0.10.",)
