@@ -20,8 +20,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jax_impl.models.conv import conv_relu_pool
 from jax_impl.models.init import torch_default_bias_init, torch_default_kernel_init
-from jax_impl.models.layers import Dropout, max_pool
+from jax_impl.models.layers import Dropout
 
 
 class CNN(nnx.Module):
@@ -42,7 +43,7 @@ class CNN(nnx.Module):
         in_channels: int = 1,
         rngs: nnx.Rngs,
     ):
-        self.pool = pool
+        self.pool, self.stride, self.padding = pool, stride, padding
         conv_kw = dict(
             kernel_size=(kernel_size, kernel_size),
             strides=(stride, stride),
@@ -66,11 +67,17 @@ class CNN(nnx.Module):
                               bias_init=torch_default_bias_init(hidden), rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = max_pool(nnx.relu(self.conv1(x)), self.pool)  # [B, 14, 14, 32]
-        x = max_pool(nnx.relu(self.conv2(x)), self.pool)  # [B, 7, 7, 64]
+        x = self._block(self.conv1, x)  # [B, 14, 14, 32]
+        x = self._block(self.conv2, x)  # [B, 7, 7, 64]
         x = x.reshape(x.shape[0], -1)  # [B, 7*7*64], H-W-C order
         x = self.dropout(nnx.relu(self.fc1(x)))  # [B, 128]
         return self.fc2(x)  # [B, 10]
+
+    def _block(self, conv: nnx.Conv, x: jax.Array) -> jax.Array:
+        """``max_pool(relu(conv(x)))``, the same maths as ``nnx.Conv`` then ReLU then pooling, written
+        for XLA CPU's sake (``jax_impl.models.conv``); the parameters stay those of ``conv``."""
+        return conv_relu_pool(x, conv.kernel[...], conv.bias[...], stride=self.stride, padding=self.padding,
+                              window=self.pool)
 
 
 def count_params(model: nnx.Module) -> int:

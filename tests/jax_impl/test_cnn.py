@@ -11,7 +11,7 @@ from flax import nnx
 from benchmarks.data import epoch_orders, train_val_split
 from jax_impl import train
 from jax_impl.models import CNN, count_params
-from jax_impl.models.cnn import max_pool
+from jax_impl.models.layers import max_pool
 
 
 def test_forward_shape_and_param_count():

@@ -1,0 +1,98 @@
+"""The CNN's convolution blocks compute what the stock layers do, gradients and ties included."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax import lax
+
+from jax_impl.models import CNN
+from jax_impl.models.conv import bias_add, conv_relu_pool
+from jax_impl.models.layers import max_pool
+
+
+def _stock(x, kernel, bias, stride, padding, window):
+    """The block as the stock pieces compute it: lax convolution, + bias, ReLU, max pooling."""
+    y = lax.conv_general_dilated(x, kernel, (stride, stride), ((padding, padding),) * 2,
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return max_pool(jax.nn.relu(y + bias), window)
+
+
+# (batch, size, in channels, out channels, kernel, stride, padding, pool window)
+CASES = [
+    (3, 28, 1, 8, 3, 1, 1, 2),  # the CNN's first block (one channel: the fused path)
+    (2, 11, 1, 5, 3, 2, 0, 3),  # stride 2, no padding, ragged pooling (conv 5x5 -> pool 1x1)
+    (2, 9, 1, 4, 5, 1, 2, 2),  # 5x5 kernel, padding 2, odd size
+    (2, 12, 3, 6, 3, 1, 1, 2),  # three channels: the plain path
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conv_relu_pool_matches_the_stock_block(case):
+    b, size, cin, cout, k, stride, padding, window = case
+    keys = jax.random.split(jax.random.key(sum(case)), 4)
+    x = jax.random.normal(keys[0], (b, size, size, cin))
+    x = jnp.where(jax.random.uniform(keys[1], x.shape) < 0.3, 0.0, x)  # zeros: tied maxima and zero outputs
+    kernel = jax.random.normal(keys[2], (k, k, cin, cout)) * 0.3
+    bias = jax.random.normal(keys[3], (cout,)) * 0.1
+    want, want_vjp = jax.vjp(lambda *a: _stock(*a, stride, padding, window), x, kernel, bias)
+    got, got_vjp = jax.vjp(lambda *a: conv_relu_pool(*a, stride=stride, padding=padding, window=window),
+                           x, kernel, bias)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    if want.size >= 50:  # (the ragged 1x1 case pools nine values: rarely all negative)
+        assert float((want == 0).mean()) > 0.05, "the case must exercise ReLU's zero gradient"
+    g = jax.random.normal(keys[0], want.shape)
+    for name, a, w in zip(("x", "kernel", "bias"), got_vjp(g), want_vjp(g)):
+        np.testing.assert_allclose(a, w, rtol=1e-4, atol=1e-4, err_msg=f"gradient of {name}")
+
+
+def test_fused_block_gradient_goes_to_the_first_maximum_at_ties():
+    # a 1x1 kernel of 1 and bias 0: the block is max_pool(relu(x)), ties decided as PyTorch does
+    x = jnp.array([[3.0, 3.0, 0.0, 1.0],
+                   [3.0, 1.0, 2.0, 2.0],
+                   [-1.0, -2.0, 4.0, 4.0],
+                   [-1.0, -1.0, 4.0, 4.0]]).reshape(1, 4, 4, 1)
+    kernel, bias = jnp.ones((1, 1, 1, 1)), jnp.zeros((1,))
+    y, vjp = jax.vjp(lambda k, b: conv_relu_pool(x, k, b, window=2), kernel, bias)
+    np.testing.assert_array_equal(y[0, :, :, 0], [[3, 2], [0, 4]])
+    g = jnp.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 2, 2, 1)
+    dk, db = vjp(g)
+    # kernel gradient: sum of g times the winning input (3*1 + 2*2 + 4*4; the all-negative window gives 0)
+    assert float(dk.reshape(())) == 23.0
+    assert float(db[0]) == 7.0  # 1 + 2 + 4: no gradient through the window whose output is 0
+
+
+def test_bias_add_gradient_is_the_sum_over_rows():
+    x = jax.random.normal(jax.random.key(0), (4, 5, 6, 7))
+    bias = jnp.arange(7.0)
+    np.testing.assert_array_equal(bias_add(x, bias), x + bias)
+    g = jax.random.normal(jax.random.key(1), x.shape)
+    gx, gb = jax.vjp(bias_add, x, bias)[1](g)
+    np.testing.assert_array_equal(gx, g)
+    np.testing.assert_allclose(gb, g.sum((0, 1, 2)), rtol=1e-5, atol=1e-5)
+
+
+def test_cnn_equals_the_stock_nnx_layers():
+    """The CNN's blocks against nnx.Conv -> relu -> pool with the same parameters: logits and every gradient."""
+    model = CNN(dropout=0.0, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(3), (8, 28, 28, 1))
+    y = jnp.arange(8) % 10
+
+    def stock(m, x):
+        h = max_pool(nnx.relu(m.conv1(x)), 2)
+        h = max_pool(nnx.relu(m.conv2(h)), 2)
+        return m.fc2(nnx.relu(m.fc1(h.reshape(h.shape[0], -1))))
+
+    def loss(m, forward):
+        logits = forward(m, x)
+        return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1).mean()
+
+    np.testing.assert_allclose(model(x), stock(model, x), rtol=1e-5, atol=1e-5)
+    ours = nnx.grad(lambda m: loss(m, lambda m, x: m(x)))(model)
+    theirs = nnx.grad(lambda m: loss(m, stock))(model)
+    for (path, a), (_, b) in zip(jax.tree.leaves_with_path(ours), jax.tree.leaves_with_path(theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=jax.tree_util.keystr(path))
