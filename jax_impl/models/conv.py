@@ -27,7 +27,9 @@ gradient. Two rewrites, each with a custom gradient:
   Measured on the 2-core CPU (batch 128, 28x28, 1 -> 32 channels): forward
   and kernel/bias gradient about 2 ms against 5-6 ms for the plain block; with
   3 input channels it was slower than the plain block (7.9 against 6.5 ms),
-  and with 8 far slower, so only one-channel inputs take this path.
+  and with 8 far slower, so only one-channel inputs take this path. All of
+  this was measured on XLA CPU only, so other backends (GPUs, where cuDNN runs
+  the convolutions) keep the plain layers until it is measured there.
 * :func:`bias_add`, used after every other convolution: the bias gradient,
   a sum over ``B * H * W`` rows, as a product with a row of ones. XLA CPU
   lowered the plain sum to a windowed reduction that took about 1.2 ms for
@@ -168,13 +170,14 @@ def conv_relu_pool(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, *, s
                    window: int = 2) -> jax.Array:
     """``max_pool(relu(conv(x) + bias), window)`` for NHWC ``x`` [B, H, W, Cin] and HWIO ``kernel``.
 
-    -> [B, hc // window, wc // window, Cout]. One-channel inputs take the fused path
-    (module docstring); all others the convolution, :func:`bias_add`, ReLU and
-    :func:`~jax_impl.models.layers.max_pool`. Same values either way.
+    -> [B, hc // window, wc // window, Cout]. One-channel inputs on the CPU take the
+    fused path (module docstring); all others the convolution, :func:`bias_add`,
+    ReLU and :func:`~jax_impl.models.layers.max_pool`. Same values either way.
     """
     _, _, hp, wp = _geometry(x.shape, kernel.shape, stride, padding, window)
     if bias is None:
         bias = jnp.zeros(kernel.shape[-1], kernel.dtype)
-    if kernel.shape[2] == 1 and hp > 0 and wp > 0 and window * window <= 127:  # offsets fit int8
+    fused = jax.default_backend() == "cpu" and kernel.shape[2] == 1
+    if fused and hp > 0 and wp > 0 and window * window <= 127:  # offsets fit int8
         return _taps_block(x, kernel, bias, stride, padding, window)
     return max_pool(jax.nn.relu(conv2d(x, kernel, bias, stride, padding)), window)

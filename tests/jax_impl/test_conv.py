@@ -66,6 +66,19 @@ def test_fused_block_gradient_goes_to_the_first_maximum_at_ties():
     assert float(db[0]) == 7.0  # 1 + 2 + 4: no gradient through the window whose output is 0
 
 
+def test_fused_path_only_for_one_channel_on_the_cpu(monkeypatch):
+    """Measured on XLA CPU only: elsewhere, and for several channels, the plain convolution runs."""
+    def ops(x):
+        jaxpr = jax.make_jaxpr(lambda x: conv_relu_pool(x, jnp.ones((3, 3, x.shape[-1], 4)), jnp.zeros(4),
+                                                        padding=1))(x)
+        return str(jaxpr)
+    one, three = jnp.ones((2, 8, 8, 1)), jnp.ones((2, 8, 8, 3))
+    assert "conv_general_dilated" not in ops(one) and "custom_vjp" in ops(one)
+    assert "conv_general_dilated" in ops(three)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert "conv_general_dilated" in ops(one)
+
+
 def test_bias_add_gradient_is_the_sum_over_rows():
     x = jax.random.normal(jax.random.key(0), (4, 5, 6, 7))
     bias = jnp.arange(7.0)
