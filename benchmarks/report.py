@@ -184,7 +184,7 @@ CSV_COLUMNS = (
     "framework", "model", "variant", "seed", "preset", "weights", "optimizer", "lr", "epochs", "batch_size",
     "train_size", "val_size", "test_size", "image_size", "train_loss", "val_accuracy", "test_loss", "test_accuracy",
     "test_macro_f1", "no_detection_rate", "mean_top_box_iou", "train_time_s", "compile_time_s", "warmup_time_s",
-    "images_per_s", "train_flops_per_image", "achieved_gflop_s", "devices", "test_eval_time_s", "params", "device",
+    "images_per_s", "train_flops_per_image", "achieved_gflop_s", "devices", "steps_per_call", "test_eval_time_s", "params", "device",
 )
 
 

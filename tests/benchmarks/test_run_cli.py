@@ -113,6 +113,7 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--framework", "torch", "--model", "vgg16", "--weights", "/nonexistent/vgg.pt"], "no such file"),
     (["--framework", "torch", "--model", "alexnet", "--amp", "--preset", "smoke"], "--amp needs a CUDA GPU"),
     (["--test-size", "0"], "--test-size must be in [1, 10000]"),
+    (["--steps-per-call", "0"], "--steps-per-call must be at least 1"),
     (["--model", "cnn,resnet"], "unknown model 'resnet'"),
     (["--seeds", "0,x"], "--seeds must be comma-separated integers"),
     (["--seeds", "1,1"], "--seeds must be distinct"),

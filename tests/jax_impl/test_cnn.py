@@ -86,6 +86,30 @@ def test_short_run_reaches_nontrivial_accuracy(mnist):
     assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
 
 
+def test_several_steps_per_call_are_the_same_updates(mnist):
+    """steps_per_call runs the same updates (dropout and shifts included) in fewer compiled calls."""
+    images, labels = mnist.train_images[:320], mnist.train_labels[:320]  # 10 steps of 32: 4 + 4 + 2 per epoch
+    orders = epoch_orders(320, 2, 0)
+    shifts = np.random.default_rng(0).integers(-2, 3, size=(2, 320, 2))
+    results, params = [], []
+    for per_call in (1, 4):
+        model = CNN(rngs=nnx.Rngs(0))
+        results.append(train.fit(model, images, labels, orders=orders, batch_size=32, shifts=shifts,
+                                 schedule="cosine", log_every=3, steps_per_call=per_call, progress=False))
+        params.append(jax.tree.leaves(nnx.state(model, nnx.Param)))
+    one, four = results
+    assert (one["steps_per_call"], four["steps_per_call"]) == (1, 4)
+    for a, b in zip(one["history"], four["history"]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+    for a, b in zip(*params):  # rounding differs inside the loop; one step fewer per epoch moved them by 4e-3
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-5)
+    capped = train.fit(CNN(rngs=nnx.Rngs(0)), images, labels, orders=orders[:1], batch_size=32,
+                       steps_per_call=100, progress=False)
+    assert capped["steps_per_call"] == 10  # at most one epoch per call
+    with pytest.raises(ValueError, match="steps_per_call must be at least 1"):
+        train.fit(CNN(rngs=nnx.Rngs(0)), images, labels, orders=orders, batch_size=32, steps_per_call=0)
+
+
 def test_non_finite_loss_stops_training(mnist):
     model = CNN(rngs=nnx.Rngs(0))
     with pytest.raises(FloatingPointError, match="non-finite"):
