@@ -151,7 +151,7 @@ def _taps_block_bwd(stride, padding, window, res, g):
                         for t in range(window * window)])
     patches = jnp.stack([jnp.stack(_views(xp, kernel.shape, stride, window, hp, wp, p, q))  # [taps, B, hp, wp, 1]
                          for p in range(window) for q in range(window)], axis=1)  # [taps, w*w, B, hp, wp, 1]
-    patches = patches.reshape(kh * kw, -1)  # [taps, N]
+    patches = patches.reshape(kh * kw, -1)  # [taps, N]: one input channel (the only case routed here)
     patches = jnp.concatenate([patches, jnp.ones((1, patches.shape[1]), patches.dtype)])  # [taps + 1, N]
     grads = patches @ routed.reshape(-1, cout)  # [taps + 1, Cout]: kernel rows, then the bias
     # the input's gradient through the plain convolution, the routed gradient put back in place
