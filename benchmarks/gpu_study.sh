@@ -73,8 +73,9 @@ FAST=(--framework both --model cnn --preset full --seeds 0,1,2 --val-size 0)
 stage cnn-fast-e3 60 "${RUN[@]}" "${FAST[@]}" --epochs 3 --batch-size 512 --lr 5e-3 --warmup-epochs 0.2 \
     --out "$RES/cnn-fast-e3"
 # The same 3 epochs, JAX only, one compiled call per epoch (--steps-per-call: a lax.fori_loop over
-# the epoch's 117 steps, the same updates): at 1.15 ms a step of 512 images the H100 was probably
-# waiting on Python's dispatch rather than computing; this measures how much.
+# the epoch's 117 steps, the same updates): cnn-fast-e3 took 0.41 s for 351 steps, about 1.2 ms a step
+# of 512 images, likely Python's dispatch more than the H100's compute; this measures how much.
+# (Two epochs instead do not reach 99.0% in every seed: docs/results/cpu-2core-cnn-2epochs.)
 stage cnn-fast-e3-loop 60 "${RUN[@]}" "${FAST[@]/both/jax}" --epochs 3 --batch-size 512 --lr 5e-3 \
     --warmup-epochs 0.2 --steps-per-call 117 --out "$RES/cnn-fast-e3-loop"
 stage cnn-fast-e4 60 "${RUN[@]}" "${FAST[@]}" --epochs 4 --batch-size 512 --lr 5e-3 --warmup-epochs 0.2 \
