@@ -5,7 +5,7 @@ XLA CPU spent most of the first block's time moving memory: a convolution
 with one input channel does 9 multiply-adds per output, far too little for
 Eigen's convolution kernels, and its ``[B, 28, 28, 32]`` output (12.8 MB at
 batch 128) was written, read back for the pooling, and built again for each
-gradient. Two rewrites, each with a custom gradient:
+gradient. Three rewrites, each with a custom gradient:
 
 * :func:`conv_relu_pool` with a one-channel input: the whole block as one
   elementwise loop over the *pooled* output. For each pooling offset the
@@ -35,7 +35,21 @@ gradient. Two rewrites, each with a custom gradient:
   lowered the plain sum to a windowed reduction that took about 1.2 ms for
   the second block's ``[B, 14, 14, 64]`` gradient.
 
-Together they took the CNN's whole training step (batch 128 of MNIST, Adam)
+* :func:`conv2d`, the other convolutions, with its own gradient on the CPU:
+  the kernel and input gradients written as convolutions in the layout
+  Eigen's kernels take (``b01f_01io->b01f``: explicit transposes of the input,
+  the incoming gradient and the flipped kernel), where JAX's rule gives
+  ``f01b_i01o->01bf`` and ``b01f_01oi->b01f``. XLA CPU normally inserts those
+  transposes itself, but not inside a loop body: there it ran the second
+  convolution's kernel gradient as a plain loop, 284 ms of a 600 ms step, and
+  its input gradient in 20 ms, so several training steps per compiled call
+  (``lax.fori_loop``) ran at 0.03x the speed of one call per step. Written out,
+  the loop runs as fast as separate calls and a single step is unchanged
+  (docs/results/cpu-2core-steps-per-call). The values are bit-identical to
+  JAX's rule in the tests; a stride above 1 keeps JAX's input gradient (an
+  input dilation, which Eigen's kernels do not take either).
+
+Together the first two took the CNN's whole training step (batch 128 of MNIST, Adam)
 from about 18 to about 15 ms here (development measurements, side by side in
 one process; the study's images/s are the figures that count).
 
@@ -76,10 +90,58 @@ def _bias_add_bwd(_, g):
 bias_add.defvjp(_bias_add_fwd, _bias_add_bwd)
 
 
+def _conv(x, kernel, stride: int, padding: int):
+    return lax.conv_general_dilated(x, kernel, (stride, stride), ((padding, padding), (padding, padding)),
+                                    dimension_numbers=_DIMS)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_canonical_grads(x, kernel, stride, padding):
+    return _conv(x, kernel, stride, padding)
+
+
+def _conv_canonical_grads_fwd(x, kernel, stride, padding):
+    return _conv(x, kernel, stride, padding), (x, kernel)
+
+
+def _conv_canonical_grads_bwd(stride, padding, res, g):
+    x, kernel = res
+    kh, kw = kernel.shape[:2]
+    h, w = x.shape[1:3]
+    ho, wo = g.shape[1:3]
+    # Kernel gradient dk[a, b, i, o] = sum over n, y, z of xpad[n, y*s + a, z*s + b, i] * g[n, y, z, o]:
+    # a convolution over (a, b) whose "batch" is Cin and whose contracted "features" are the images.
+    x_t = jnp.transpose(x, (3, 1, 2, 0))  # [Cin, H, W, B]
+    g_t = jnp.transpose(g, (1, 2, 0, 3))  # [Ho, Wo, B, Cout]
+    high = (kh + (ho - 1) * stride - h - padding, kw + (wo - 1) * stride - w - padding)  # may be < 0: crops
+    dk = lax.conv_general_dilated(x_t, g_t, (1, 1), ((padding, high[0]), (padding, high[1])),
+                                  rhs_dilation=(stride, stride), dimension_numbers=_DIMS)  # [Cin, kh, kw, Cout]
+    dk = jnp.transpose(dk, (1, 2, 0, 3))  # [kh, kw, Cin, Cout]
+    if stride == 1:
+        # Input gradient: g correlated with the flipped kernel, its channels swapped (HWIO with I = Cout).
+        flipped = jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))  # [kh, kw, Cout, Cin]
+        dx = lax.conv_general_dilated(g, flipped, (1, 1),
+                                      ((kh - 1 - padding, h - ho + padding), (kw - 1 - padding, w - wo + padding)),
+                                      dimension_numbers=_DIMS)  # [B, H, W, Cin]
+    else:  # a dilated input, which Eigen's kernels do not take anyway: JAX's own rule
+        dx = jax.vjp(lambda x: _conv(x, kernel, stride, padding), x)[1](g)[0]
+    return dx, dk
+
+
+_conv_canonical_grads.defvjp(_conv_canonical_grads_fwd, _conv_canonical_grads_bwd)
+
+
 def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, stride: int, padding: int) -> jax.Array:
-    """NHWC ``x`` [B, H, W, Cin] with an HWIO ``kernel``, symmetric zero ``padding``; -> [B, Ho, Wo, Cout]."""
-    y = lax.conv_general_dilated(x, kernel, (stride, stride), ((padding, padding), (padding, padding)),
-                                 dimension_numbers=_DIMS)
+    """NHWC ``x`` [B, H, W, Cin] with an HWIO ``kernel``, symmetric zero ``padding``; -> [B, Ho, Wo, Cout].
+
+    On the CPU the gradients are written as convolutions in the canonical layout
+    (module docstring: inside a loop XLA CPU did not put JAX's own gradient
+    convolutions there itself); elsewhere JAX's gradient rule. Same values.
+    """
+    if jax.default_backend() == "cpu":
+        y = _conv_canonical_grads(x, kernel, stride, padding)
+    else:
+        y = _conv(x, kernel, stride, padding)
     return y if bias is None else bias_add(y, bias)
 
 
