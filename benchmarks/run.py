@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "all local devices that divide the batch size)")
     p.add_argument("--steps-per-call", type=int, default=1, metavar="N",
                    help="JAX: N training steps per compiled call (a lax.fori_loop; the same updates, fewer "
-                   "dispatches, for GPUs; on XLA CPU a loop of steps measured about 30x slower); PyTorch ignores it (default: 1)")
+                   "dispatches, for GPUs; on XLA CPU about as fast as one call per step); PyTorch ignores it (default: 1)")
     p.add_argument("--weights", default=None, metavar="{auto,pretrained,none,PATH}",
                    help="torchvision models' initial weights: pretrained (the torchvision weights enum, from the "
                    "TORCH_HOME cache or downloaded), none (random init), auto (pretrained when available, else "

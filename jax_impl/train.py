@@ -97,7 +97,7 @@ def _update(graphdef, recipe: _Recipe, state, loss_sum, images, labels, order, s
     return nnx.state((model, optimizer)), loss_sum + loss
 
 
-#: One update per call: the default, and the fastest on XLA CPU.
+#: One update per call: the default.
 _train_step = jax.jit(_update, static_argnums=(0, 1), donate_argnums=(2, 3))
 
 
@@ -244,8 +244,8 @@ def fit(
     divide the batch size; 1 turns data parallelism off). ``steps_per_call``
     runs that many updates per compiled call (a ``lax.fori_loop``; the last call
     of an epoch takes the remainder): the same updates with fewer dispatches, for
-    accelerators. On XLA CPU the loop measured about 30x slower than one call per
-    step (docs/results/cpu-2core-steps-per-call), so 1 is the default.
+    accelerators. On XLA CPU the loop ran about as fast as one call per step
+    (docs/results/cpu-2core-steps-per-call), so 1 stays the default.
 
     Returns a dict with ``history`` (one entry per epoch), ``train_time_s``
     (training epochs only, no compile, no validation), ``compile_time_s``,
