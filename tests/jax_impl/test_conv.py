@@ -92,6 +92,7 @@ CONV_CASES = [
     (3, 9, 3, 5, 3, 2, 0),  # stride 2: the input gradient takes JAX's rule
     (2, 10, 2, 3, 3, 2, 0),  # stride 2 leaves the last row and column unread: the kernel gradient crops
     (2, 10, 2, 3, 3, 2, 1),  # stride 2 with padding
+    (2, 6, 2, 3, 3, 1, 3),  # padding wider than the kernel: the input gradient crops
 ]
 
 
