@@ -98,6 +98,12 @@ def test_xla_cpu_flags_apply_before_jax_starts_and_respect_the_users():
     mine = _python(code, {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_use_thunk_runtime=true"})
     assert not mine["ok"], "the user's own value wins, and apply says the flags are not ours"
     assert mine["flags"] == "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_use_thunk_runtime=true"
+    # a flag of ours the user did not set is still added (two flags, as CPU_FLAGS held before)
+    two = code.replace("ok = xla_cpu.apply()", "xla_cpu.CPU_FLAGS = {'--xla_cpu_experimental_ynn_fusion_type': "
+                       "'individual_dot', '--xla_cpu_multi_thread_eigen': 'false'}; ok = xla_cpu.apply()")
+    added = _python(two, {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="})
+    assert not added["ok"] and added["flags"] == ("--xla_cpu_experimental_ynn_fusion_type= "
+                                                  "--xla_cpu_multi_thread_eigen=false")
     late = _python("import json, jax; jax.devices(); from jax_impl import xla_cpu; "
                    "print(json.dumps({'ok': xla_cpu.apply()}))", {"XLA_FLAGS": ""})
     assert late == {"ok": False}
