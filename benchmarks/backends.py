@@ -1,8 +1,10 @@
-"""The runner's view of each framework: build a model, train, evaluate, describe.
+"""The harness's view of each framework: build a model, train, evaluate, describe.
 
 Each backend imports its framework only when it is constructed, so
 ``--framework torch`` never loads JAX and ``--framework jax`` never loads
-PyTorch. Both expose the same small surface, which the runner uses blindly.
+PyTorch. Both expose the same small surface (``build``, ``fit``, ``evaluate``,
+``kernels``, ``count_params``, ``device``, ``environment``), which
+``benchmarks.experiment`` uses without asking which framework it holds.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 
 from benchmarks.environment import cpu_name
 from benchmarks.registry import ModelSpec, import_object
+from benchmarks.settings import Settings
 
 
 class ModelBuildError(Exception):
@@ -63,9 +66,20 @@ class JaxBackend:
             "mem_fraction": os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION"),
         }
 
-    def build(self, spec: ModelSpec, seed: int, variant: str | None = None, options: dict | None = None):
-        args = (variant,) if variant else ()
-        return import_object(spec.jax)(*args, rngs=self.nnx.Rngs(seed))
+    def build(self, spec: ModelSpec, settings: Settings, *, progress: bool = True):
+        """The Flax model, its weights drawn from ``settings.seed``, with the settings' kernels."""
+        args = (settings.variant,) if settings.variant else ()
+        return import_object(spec.jax)(*args, kernels=settings.kernels, rngs=self.nnx.Rngs(settings.seed))
+
+    def fit(self, spec: ModelSpec, model, images, labels, config, **kwargs):
+        return self.train.fit(model, images, labels, config, **kwargs)
+
+    def evaluate(self, spec: ModelSpec, model, images, labels, *, batch_size: int) -> dict:
+        return self.train.evaluate(model, images, labels, batch_size=batch_size)
+
+    def kernels(self, model) -> str:
+        """The layers the model runs: ``"stock"`` or ``"tuned"`` (``jax_impl.kernels``)."""
+        return model.kernels
 
     def count_params(self, model) -> int:
         from jax_impl.models import count_params
@@ -113,21 +127,34 @@ class TorchBackend:
             "cudnn_benchmark": bool(self.torch.backends.cudnn.benchmark),
         }
 
-    def build(self, spec: ModelSpec, seed: int, variant: str | None = None, options: dict | None = None):
-        """The model on this backend's device; ``options`` go to the torchvision builders.
-
-        ``options`` (finetune models only): ``weights``, ``image_size``, ``freeze_features``.
-        """
-        self.torch.manual_seed(seed)  # initial weights and the dropout stream
-        args = (variant,) if variant else ()
+    def build(self, spec: ModelSpec, settings: Settings, *, progress: bool = True):
+        """The model on this backend's device, its weights (and dropout stream) from ``settings.seed``;
+        the torchvision models get the settings' weights, image size and freezing."""
+        self.torch.manual_seed(settings.seed)
+        args = (settings.variant,) if settings.variant else ()
         if not spec.finetune:
             return import_object(spec.torch)(*args).to(self._device)
         from torch_ref.finetune import WeightsError
 
+        options = {"weights": settings.weights, "image_size": settings.image_size, "progress": progress}
+        if settings.freeze_features:
+            options["freeze_features"] = True
         try:
-            return import_object(spec.torch)(*args, **(options or {})).to(self._device)
+            return import_object(spec.torch)(*args, **options).to(self._device)
         except (WeightsError, ValueError) as err:
             raise ModelBuildError(str(err)) from None
+
+    def _task(self, spec: ModelSpec):
+        return import_object(spec.torch_task) if spec.torch_task else self.train.CLASSIFICATION
+
+    def fit(self, spec: ModelSpec, model, images, labels, config, **kwargs):
+        return self.train.fit(model, images, labels, config, task=self._task(spec), **kwargs)
+
+    def evaluate(self, spec: ModelSpec, model, images, labels, *, batch_size: int) -> dict:
+        return self.train.evaluate(model, images, labels, batch_size=batch_size, task=self._task(spec))
+
+    def kernels(self, model) -> None:
+        return None  # PyTorch's own layers, always
 
     def check_weights(self, model: str, variant: str | None, choice: str) -> None:
         """Fail before any training on weights that cannot be had (see ``torch_ref.finetune.weights``)."""

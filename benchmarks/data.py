@@ -292,7 +292,7 @@ def load_mnist(data_dir: str | os.PathLike | None = None, source: str = "idx") -
     raise DataError(f"unknown data source {source!r} (choose from {', '.join(DATA_SOURCES)})")
 
 
-# ---------------------------------------------------------------- splits, order
+# ------------------------------------------------------------------------ splits
 
 #: The validation split does not move with ``--seed``: every run, whatever its
 #: seed, monitors the same held-out training images.
@@ -333,26 +333,3 @@ def test_subset(num_test: int, test_size: int | None, *, split_seed: int = SPLIT
     if not 0 < test_size <= num_test:
         raise ValueError(f"test_size must be in [1, {num_test}], got {test_size}")
     return np.sort(np.random.default_rng(split_seed).permutation(num_test)[:test_size])
-
-
-def epoch_orders(num_examples: int, epochs: int, seed: int) -> np.ndarray:
-    """The shuffling order of every epoch, ``int64 [epochs, num_examples]``.
-
-    Computed once here and handed to both frameworks, so that JAX and PyTorch
-    see the very same batches in the very same order.
-    """
-    rng = np.random.default_rng(seed)
-    return np.stack([rng.permutation(num_examples) for _ in range(epochs)]) if epochs else (
-        np.zeros((0, num_examples), dtype=np.int64)
-    )
-
-
-def random_shifts(num_examples: int, epochs: int, max_shift: int, seed: int) -> np.ndarray:
-    """Augmentation shifts, ``int8 [epochs, num_examples, 2]`` in ``[-max_shift, max_shift]``.
-
-    Entry ``[e, j]`` is the (dy, dx) translation of the image at position j of
-    epoch e's order. Drawn from a stream apart from the orders', once, in
-    NumPy, so both frameworks augment identically.
-    """
-    rng = np.random.default_rng([seed, 1])
-    return rng.integers(-max_shift, max_shift + 1, size=(epochs, num_examples, 2), dtype=np.int8)

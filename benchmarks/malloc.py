@@ -1,14 +1,11 @@
 """glibc malloc settings that keep a training step's large buffers in memory between steps.
 
-What was measured (2-core CPU, batch 128, ``strace`` and ``getrusage``): every
-training step of the JAX CNN allocated and freed two buffers of 58 and 37 MB
-(Eigen's convolution-gradient temporaries), and the ViT's step one of 79 MB
-(XLA's temporaries). glibc serves blocks over its mmap threshold (at most
-32 MiB) with a fresh ``mmap`` and returns them with ``munmap``, so each step
-faulted in those pages again: 9,200 page faults a step for the CNN, 19,500 for
-the ViT. Allocations from worker threads go to per-thread arenas whose heaps
-are at most 64 MiB, and glibc falls back to ``mmap`` for anything larger
-there whatever the mmap settings, so the fix takes three settings:
+A training step of these models allocates and frees buffers of tens of MB
+(Eigen's convolution-gradient temporaries, XLA's temporaries). glibc serves
+blocks that large with a fresh ``mmap`` and returns them with ``munmap``, so
+every step faulted their pages in again; allocations from worker threads go to
+arenas capped at 64 MiB, which fall back to ``mmap`` whatever the thresholds.
+Hence three settings:
 
 * ``M_MMAP_MAX = 0``: no allocation is served by its own ``mmap``;
 * ``M_ARENA_MAX = 1``: every thread allocates from the main heap (which grows
@@ -16,17 +13,13 @@ there whatever the mmap settings, so the fix takes three settings:
 * ``M_TRIM_THRESHOLD = 1 GiB``: freed memory at the top of the heap is kept
   rather than handed back to the kernel at once.
 
-With them, page faults fell to about 100 a step and JAX trained much faster
-on the CPU, while PyTorch (whose steps faulted about half as often) stayed
-about where it was: ``docs/results/cpu-2core-malloc/comparison.md`` is the
-side-by-side measurement, made with the runner's ``--malloc default`` and
-``--malloc tuned``. The cost: the process keeps its peak heap (a few hundred
-MB here) instead of returning it between steps.
-
-The runner applies this once per process, before any framework loads, so
-both frameworks always run under the same allocator settings; it is recorded
-in every report's environment. Settings already given through glibc's
-environment variables (``MALLOC_MMAP_MAX_`` and friends) are left alone.
+The cost: the process keeps its peak heap instead of returning it between
+steps. The runner applies this once per process, before any framework loads,
+so both frameworks always run under the same allocator settings, and records
+it in every report's environment (``--malloc default`` turns it off).
+Settings already given through glibc's environment variables
+(``MALLOC_MMAP_MAX_`` and friends) are left alone. What it changed, and how it
+was measured: docs/performance.md, "The allocator".
 """
 
 from __future__ import annotations

@@ -67,19 +67,3 @@ def detection_metrics(outputs: dict) -> dict:
         "no_detection_rate": float((preds < 0).mean()) if len(preds) else float("nan"),
         "mean_top_box_iou": float(iou[found].mean()) if found.any() else None,
     }
-
-
-def steady_state_images_per_s(history: list[dict], *, images_per_epoch: int, batch_size: int,
-                              warmup_time_s: float) -> float:
-    """Training throughput without warm-up.
-
-    With two or more epochs: the images of epochs 2.. over their time. With
-    one: the epoch without its first (synchronised, separately timed) step.
-    """
-    if not history:
-        return float("nan")
-    if len(history) > 1:
-        return images_per_epoch * (len(history) - 1) / sum(h["epoch_time_s"] for h in history[1:])
-    rest = history[0]["epoch_time_s"] - warmup_time_s
-    images = images_per_epoch - batch_size
-    return images / rest if rest > 0 and images > 0 else history[0]["images_per_s"]

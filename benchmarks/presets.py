@@ -42,8 +42,7 @@ class Preset:
     amp: bool = False  # bfloat16 autocast, where a CUDA GPU runs it
 
 
-# CNN: Adam with per-step cosine decay. At the cpu preset, PyTorch reached 99.24% and
-# 99.23% (seeds 0, 1) with 6 epochs at 2e-3, against 99.06% with 5 epochs at 1e-3.
+# CNN: Adam with per-step cosine decay (how the cpu preset was chosen: docs/runner.md).
 CNN_PRESETS = {
     "smoke": Preset(epochs=2, batch_size=128, lr={"adam": 2e-3, "adamw": 2e-3, "sgd": 0.05}, train_size=2000,
                     val_size=1000),
@@ -54,7 +53,6 @@ CNN_PRESETS = {
 # ViT: AdamW with warm-up and cosine decay, label smoothing 0.1, weight decay 0.05
 # off norms, biases and embeddings, random shifts of up to 2 pixels.
 _VIT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05}
-# At the cpu preset, PyTorch reached 97.16% / 97.34% / 97.70% with AdamW 1e-3 / 2e-3 / 3e-3 (seed 0).
 _VIT_CPU_LR = {"adam": 3e-3, "adamw": 3e-3, "sgd": 0.05}
 VIT_PRESETS = {
     "smoke": Preset(epochs=2, batch_size=128, lr={"adam": 2e-3, "adamw": 2e-3, "sgd": 0.05}, optimizer="adamw",
@@ -66,11 +64,8 @@ VIT_PRESETS = {
 }
 
 
-# torchvision models. The cpu presets are sized to about 10 minutes each on the 2-core CPU,
-# random init (nothing can be downloaded there); full is the lab's protocol (224 px, the
-# whole training split) for a GPU, with bfloat16 autocast. Per-step costs measured here at
-# batch 32: AlexNet 63 px 0.4-0.7 s, VGG16 32 px 1.75 s; Faster R-CNN mobilenet-320 at 64 px
-# and batch 8 0.5 s, at 128 px 2.3 s.
+# torchvision models. The cpu presets are sized to about 10 minutes each on a 2-core CPU;
+# full is the lab's protocol (224 px, the whole training split) for a GPU, with bfloat16 autocast.
 _FT_LR = {"adam": 1e-4, "adamw": 1e-4, "sgd": 0.01}
 ALEXNET_PRESETS = {
     "smoke": Preset(epochs=1, batch_size=32, lr=_FT_LR, train_size=256, val_size=200, test_size=500,

@@ -1,6 +1,6 @@
-"""Which models the runner knows, and where each framework's class lives.
+"""Which models the runner knows, and where each framework's implementation lives.
 
-Adding a model is one line in :data:`MODELS`: its classes as ``module:Name``
+Adding a model is one entry in :data:`MODELS`: its classes as ``module:Name``
 strings (imported only when that framework runs) and its presets.
 """
 
@@ -21,14 +21,14 @@ from benchmarks.presets import (
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    jax: str | None  # "module:Class" of the Flax NNX model, built as Class(rngs=nnx.Rngs(seed))
-    torch: str | None  # "module:Class" of the PyTorch model, built as Class()
+    jax: str | None  # "module:Class" of the Flax NNX model, built as Class(variant?, kernels=, rngs=)
+    torch: str | None  # "module:Class" of the PyTorch model, built as Class(variant?)
     presets: dict[str, Preset]
     description: str = ""
     variants: tuple[str, ...] = ()  # names in the models' own variants tables (checked by a test)
     # torchvision models: built as Class(variant?, weights=, image_size=, ...), PyTorch only
     finetune: bool = False
-    min_image_size: int | None = None  # the builders' own minimum (checked by a test)
+    torch_task: str | None = None  # "module:OBJECT", a torch_ref.train.Task; None: classification
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -36,12 +36,13 @@ MODELS: dict[str, ModelSpec] = {
     "vit": ModelSpec("jax_impl.models:ViT", "torch_ref.models:ViT", VIT_PRESETS, "Vision Transformer from scratch",
                      variants=("tiny/7", "tiny/4", "small/4")),
     "vgg16": ModelSpec(None, "torch_ref.finetune:vgg16", VGG16_PRESETS, "torchvision VGG16, fine-tuned",
-                       finetune=True, min_image_size=32),
+                       finetune=True),
     "alexnet": ModelSpec(None, "torch_ref.finetune:alexnet", ALEXNET_PRESETS, "torchvision AlexNet, fine-tuned",
-                         finetune=True, min_image_size=63),
+                         finetune=True),
     "faster_rcnn": ModelSpec(None, "torch_ref.finetune:faster_rcnn", FASTER_RCNN_PRESETS,
                              "torchvision Faster R-CNN, top detection as the class", finetune=True,
-                             min_image_size=32, variants=("mobilenet_v3_large_320_fpn", "resnet50_fpn_v2")),
+                             variants=("mobilenet_v3_large_320_fpn", "resnet50_fpn_v2"),
+                             torch_task="torch_ref.finetune.detection:DETECTION"),
 }
 
 

@@ -1,10 +1,11 @@
 """Train, evaluate and report: ``python -m benchmarks.run --framework jax|torch|both``.
 
-Loads (and verifies) MNIST, carves the validation split, computes the epoch
-orders once, then for each framework asked for: builds the model from the
-seed, trains it, evaluates it on the test set and records the run. After
-every finished run ``OUT/results.json`` and ``OUT/results.md`` are rewritten
-atomically, so a failure later never loses a finished run.
+Loads (and verifies) MNIST, resolves each model's settings from its preset and
+the flags (``benchmarks.settings``), then for every seed and framework asked
+for trains and tests one model (``benchmarks.experiment``). Both frameworks
+draw the same epoch orders and shifts from the seed. After every finished run
+``OUT/results.json`` and the report files are rewritten atomically, so a
+failure later never loses a finished run.
 
 User mistakes (bad flags, bad data) print one line and exit 2.
 """
@@ -14,34 +15,23 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
 from pathlib import Path
 
-from benchmarks import report
+from benchmarks import settings as settings_lib
 from benchmarks.backends import BACKENDS, FRAMEWORKS, ModelBuildError
-from benchmarks.data import (
-    DATA_SOURCES,
-    DataError,
-    epoch_orders,
-    load_mnist,
-    random_shifts,
-    test_subset,
-    train_val_split,
-)
+from benchmarks.data import DATA_SOURCES, DataError, load_mnist, train_val_split
 from benchmarks.environment import data_environment, host_environment
+from benchmarks.experiment import run_one
 from benchmarks.malloc import keep_large_buffers
-from benchmarks.metrics import (
-    classification_metrics,
-    detection_metrics,
-    prediction_metrics,
-    steady_state_images_per_s,
-)
 from benchmarks.presets import PRESET_NAMES
 from benchmarks.registry import MODELS, parse_models
+from benchmarks.report.files import write_results
+from benchmarks.report.summary import ratio_lines, summary_table, throughput_ratios
+from benchmarks.report.tables import results_table
+from mnist_common.architectures import MIN_IMAGE_SIZE
+from mnist_common.config import KERNELS, OPTIMIZERS, ConfigError
+from mnist_common.schedules import SCHEDULES
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine")
-WEIGHTS_CHOICES = ("auto", "pretrained", "none")  # or a path (torch_ref.finetune.weights)
 FINETUNE_MODELS = tuple(name for name, spec in MODELS.items() if spec.finetune)
 
 
@@ -119,17 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JAX: split each batch over N local devices (data parallelism, e.g. several GPUs; a CPU is one "
                    "device only unless XLA_FLAGS makes more); 1 turns it off; PyTorch ignores it (default: "
                    "all local devices that divide the batch size)")
-    p.add_argument("--steps-per-call", type=int, default=1, metavar="N",
+    p.add_argument("--steps-per-call", type=int, default=None, metavar="N",
                    help="JAX: N training steps per compiled call (a lax.fori_loop; the same updates, fewer "
                    "dispatches, for GPUs; on XLA CPU about as fast as one call per step); PyTorch ignores it (default: 1)")
+    p.add_argument("--kernels", default=None, metavar="{" + ",".join(KERNELS) + "}",
+                   help="JAX models' layers: stock (Flax's own), tuned (jax_impl.kernels, the XLA-CPU fast paths: "
+                   "same parameters and values), auto (tuned on a CPU, stock elsewhere); each run records the "
+                   "choice it resolved to; PyTorch ignores it (default: auto)")
     p.add_argument("--weights", default=None, metavar="{auto,pretrained,none,PATH}",
                    help="torchvision models' initial weights: pretrained (the torchvision weights enum, from the "
                    "TORCH_HOME cache or downloaded), none (random init), auto (pretrained when available, else "
                    "random init with a warning), or a state-dict file (torch.save or .safetensors) "
                    f"(default: from the preset; {_preset_default('weights')})")
     p.add_argument("--image-size", type=int, default=None, metavar="PX",
-                   help="torchvision models: MNIST is resized to PX x PX (VGG16 needs >= 32, AlexNet >= 63, "
-                   f"Faster R-CNN >= 32) (default: from the preset; {_preset_default('image_size')})")
+                   help="torchvision models: MNIST is resized to PX x PX ("
+                   + ", ".join(f"{m} needs >= {px}" for m, px in MIN_IMAGE_SIZE.items())
+                   + f") (default: from the preset; {_preset_default('image_size')})")
     p.add_argument("--freeze-features", action=argparse.BooleanOptionalAction, default=None,
                    help="VGG16/AlexNet: train only the classifier layers, keeping the convolutional feature "
                    f"extractor fixed (default: from the preset; {_preset_default('freeze_features')})")
@@ -167,105 +162,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _model_options(args, spec, name: str, preset, strict: bool) -> dict:
-    """The settings only torchvision models have, and the variant; flags that do not apply are
-    errors for a single model (``strict``) and ignored when several models run."""
-    def given(flag: str, value, applies: bool):
-        if value is None or applies:
-            return value
-        if strict:
-            raise UsageError(f"{flag} does not apply to {name}")
-        return None
-
-    detector = given("--detector", args.detector, name == "faster_rcnn")
-    variant = args.variant if (strict or (args.variant in spec.variants)) else None
-    if detector is not None and variant is not None and detector != variant:
-        raise UsageError(f"--detector {detector} and --variant {variant} disagree")
-    weights = given("--weights", args.weights, spec.finetune)
-    image_size = given("--image-size", args.image_size, spec.finetune)
-    freeze = given("--freeze-features", args.freeze_features, name in ("vgg16", "alexnet"))
-    amp = given("--amp", args.amp, spec.finetune)
-    out = {
-        "variant": detector or variant or preset.variant,
-        "weights": (weights or preset.weights) if spec.finetune else None,
-        "image_size": (image_size or preset.image_size) if spec.finetune else None,
-        "freeze_features": bool(preset.freeze_features if freeze is None else freeze),
-        "amp": bool(preset.amp if amp is None else amp),
-        "amp_requested": amp is True,
-    }
-    if spec.finetune and out["image_size"] < spec.min_image_size:
-        raise UsageError(f"{name} needs --image-size >= {spec.min_image_size} px, got {out['image_size']}")
-    if out["weights"] is not None and out["weights"] not in WEIGHTS_CHOICES and not Path(out["weights"]).is_file():
-        raise UsageError(f"--weights {out['weights']}: no such file (expected auto, pretrained, none or a "
-                         "state-dict file)")
-    return out
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
 
 
-def resolve_settings(args, spec, preset_name: str, name: str | None = None, strict: bool = True) -> dict:
-    """The preset, overridden by the flags that were given, validated.
+def resolve_settings(args, name: str, preset: str, strict: bool = True) -> settings_lib.Settings:
+    """``benchmarks.settings.resolve`` with the flags as overrides; errors name the flag.
 
-    ``strict``: one model runs, so a flag that does not apply to it is an error.
+    ``strict`` (one model runs): a flag that does not apply to it is an error.
     """
-    if preset_name not in PRESET_NAMES:
-        raise UsageError(f"unknown preset {preset_name!r} (choose from {', '.join(PRESET_NAMES)})")
-    preset = spec.presets[preset_name]
-    optimizer = args.optimizer or preset.optimizer
-    if optimizer not in OPTIMIZERS:
-        raise UsageError(f"unknown optimizer {optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
-    s = {
-        "preset": preset_name,
-        "optimizer": optimizer,
-        "epochs": preset.epochs if args.epochs is None else args.epochs,
-        "batch_size": preset.batch_size if args.batch_size is None else args.batch_size,
-        "lr": preset.lr[optimizer] if args.lr is None else args.lr,
-        "momentum": preset.momentum if args.momentum is None else args.momentum,
-        "schedule": args.schedule or preset.schedule,
-        "warmup_epochs": preset.warmup_epochs if args.warmup_epochs is None else args.warmup_epochs,
-        "train_size": preset.train_size if args.train_size is None else args.train_size,
-        "val_size": preset.val_size if args.val_size is None else args.val_size,
-        "test_size": preset.test_size if args.test_size is None else args.test_size,
-        "devices": args.devices,
-        "steps_per_call": args.steps_per_call,
-        "eval_batch_size": preset.eval_batch_size,
-        "weight_decay": preset.weight_decay if args.weight_decay is None else args.weight_decay,
-        "label_smoothing": preset.label_smoothing if args.label_smoothing is None else args.label_smoothing,
-        "augment_shift": preset.augment_shift if args.augment_shift is None else args.augment_shift,
-        "seed": args.seed,
-    } | _model_options(args, spec, name, preset, strict)
-    if s["variant"] is not None and s["variant"] not in spec.variants:
-        choices = ", ".join(spec.variants) if spec.variants else "none: this model has no variants"
-        raise UsageError(f"unknown variant {s['variant']!r} for this model (choose from {choices})")
-    if s["weight_decay"] < 0:
-        raise UsageError(f"--weight-decay must be >= 0, got {s['weight_decay']}")
-    if s["weight_decay"] and s["optimizer"] != "adamw":
-        raise UsageError(f"--weight-decay needs --optimizer adamw (got {s['optimizer']}); set --weight-decay 0")
-    if not 0 <= s["label_smoothing"] < 1:
-        raise UsageError(f"--label-smoothing must be in [0, 1), got {s['label_smoothing']}")
-    if not 0 <= s["augment_shift"] <= 8:
-        raise UsageError(f"--augment-shift must be in [0, 8] pixels, got {s['augment_shift']}")
-    if s["epochs"] < 1:
-        raise UsageError(f"--epochs must be at least 1, got {s['epochs']}")
-    if s["batch_size"] < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {s['batch_size']}")
-    if not s["lr"] > 0:
-        raise UsageError(f"--lr must be positive, got {s['lr']}")
-    if not 0 <= s["momentum"] < 1:
-        raise UsageError(f"--momentum must be in [0, 1), got {s['momentum']}")
-    if s["schedule"] not in SCHEDULES:
-        raise UsageError(f"unknown schedule {s['schedule']!r} (choose from {', '.join(SCHEDULES)})")
-    if s["warmup_epochs"] < 0:
-        raise UsageError(f"--warmup-epochs must be >= 0, got {s['warmup_epochs']}")
-    if s["seed"] < 0:
-        raise UsageError(f"--seed must be >= 0, got {s['seed']}")
-    if s["devices"] is not None and s["devices"] < 1:
-        raise UsageError(f"--devices must be at least 1, got {s['devices']}")
-    if s["steps_per_call"] < 1:
-        raise UsageError(f"--steps-per-call must be at least 1, got {s['steps_per_call']}")
-    if s["test_size"] is not None and not 0 < s["test_size"] <= 10000:
-        raise UsageError(f"--test-size must be in [1, 10000], got {s['test_size']}")
-    if name == "faster_rcnn" and s["label_smoothing"]:
-        raise UsageError("--label-smoothing does not apply to faster_rcnn (its losses are the detector's own)")
-    return s
+    overrides = {field: getattr(args, field, None) for field in settings_lib.OVERRIDABLE}
+    if args.detector is not None:  # --detector is Faster R-CNN's name for --variant
+        if name != "faster_rcnn":
+            if strict:
+                raise UsageError(f"--detector does not apply to {name}")
+        elif args.variant not in (None, args.detector):
+            raise UsageError(f"--detector {args.detector} and --variant {args.variant} disagree")
+        else:
+            overrides["variant"] = args.detector
+    try:
+        return settings_lib.resolve(name, preset, overrides, strict=strict)
+    except ConfigError as err:
+        raise UsageError(f"{_flag(err.field)} {err.problem}") from None
 
 
 def parse_seeds(args) -> list[int]:
@@ -286,93 +204,6 @@ def parse_frameworks(value: str) -> list[str]:
     if value not in FRAMEWORKS:
         raise UsageError(f"unknown framework {value!r} (choose from {', '.join(FRAMEWORKS)}, both)")
     return [value]
-
-
-def run_one(backend, spec, model_name: str, s: dict, data, split, orders, shifts, progress: bool,
-            model=None, weights: str | None = None) -> dict:
-    """Build (unless ``model`` is given), train and test one model in one framework; return its run record."""
-    if model is None:
-        options = None
-        if spec.finetune:
-            options = {"weights": s["weights"], "image_size": s["image_size"], "progress": progress}
-            if s["freeze_features"]:
-                options["freeze_features"] = True
-        model = backend.build(spec, s["seed"], s["variant"], options)
-    info = getattr(model, "weights_info", None)  # torchvision models say what they loaded
-    if weights is None and info is not None:
-        weights = info.label(s["seed"])
-    test_idx = test_subset(len(data.test_labels), s["test_size"])
-    test_images, test_labels = data.test_images[test_idx], data.test_labels[test_idx]
-    x_train, y_train = data.train_images[split.train], data.train_labels[split.train]
-    steps = len(split.train) // s["batch_size"]
-    fit = backend.train.fit(
-        model, x_train, y_train,
-        orders=orders, batch_size=s["batch_size"], optimizer=s["optimizer"], lr=s["lr"],
-        momentum=s["momentum"], weight_decay=s["weight_decay"], schedule=s["schedule"],
-        warmup_steps=round(s["warmup_epochs"] * steps), label_smoothing=s["label_smoothing"], shifts=shifts,
-        val_images=data.train_images[split.val] if len(split.val) else None,
-        val_labels=data.train_labels[split.val] if len(split.val) else None,
-        eval_batch_size=s["eval_batch_size"], progress=progress, **({"amp": True} if s["amp"] else {}),
-        **({"devices": s["devices"], "steps_per_call": s["steps_per_call"]} if backend.name == "jax" else {}),
-    )
-    # the timed warm-up is the first call: steps_per_call steps for JAX
-    ips = steady_state_images_per_s(fit["history"], images_per_epoch=fit["images_per_epoch"],
-                                    batch_size=s["batch_size"] * fit.get("steps_per_call", 1),
-                                    warmup_time_s=fit["warmup_time_s"])
-    t0 = time.perf_counter()
-    test = backend.train.evaluate(model, test_images, test_labels, batch_size=s["eval_batch_size"])
-    eval_time = time.perf_counter() - t0
-    if "predictions" in test:  # a detector read as a classifier
-        metrics = prediction_metrics(test["predictions"], test_labels) | detection_metrics(test["outputs"])
-    else:
-        metrics = classification_metrics(test["logits"], test_labels)
-    return {
-        "framework": backend.name,
-        "model": model_name,
-        "variant": s["variant"],
-        "optimizer": s["optimizer"],
-        "epochs": s["epochs"],
-        "batch_size": s["batch_size"],
-        "lr": s["lr"],
-        "momentum": s["momentum"] if s["optimizer"] == "sgd" else None,
-        "schedule": s["schedule"],
-        "warmup_steps": round(s["warmup_epochs"] * steps),
-        "weight_decay": s["weight_decay"],
-        "label_smoothing": s["label_smoothing"],
-        "augment_shift": s["augment_shift"],
-        "seed": s["seed"],
-        "preset": s["preset"],
-        "weights": weights or f"random init (seed {s['seed']})",
-        "weights_info": info.as_dict() if info is not None else None,
-        "image_size": s["image_size"],
-        "freeze_features": s["freeze_features"] if spec.finetune else None,
-        "amp": s["amp"],
-        "train_size": int(len(split.train)),
-        "val_size": int(len(split.val)),
-        "test_size": int(len(test_idx)),
-        "device": backend.device(),
-        "train_loss": fit["train_loss"],
-        "val_accuracy": fit["history"][-1].get("val_accuracy"),
-        "test_loss": test["loss"],
-        "test_accuracy": metrics["accuracy"],
-        "test_macro_f1": metrics["macro_f1"],
-        "no_detection_rate": metrics.get("no_detection_rate"),
-        "mean_top_box_iou": metrics.get("mean_top_box_iou"),
-        "train_time_s": fit["train_time_s"],
-        "compile_time_s": fit["compile_time_s"],
-        "warmup_time_s": fit["warmup_time_s"],
-        "images_per_s": ips,
-        "test_eval_time_s": eval_time,
-        "steps_per_epoch": fit["steps_per_epoch"],
-        "devices": fit.get("devices", 1),
-        "steps_per_call": fit.get("steps_per_call", 1),
-        "train_flops_per_image": fit.get("train_flops_per_image"),
-        "achieved_gflop_s": (fit["train_flops_per_image"] * ips / 1e9) if fit.get("train_flops_per_image") else None,
-        "params": backend.count_params(model),
-        "per_class": metrics["per_class"],
-        "confusion_matrix": metrics["confusion_matrix"],
-        "history": fit["history"],
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -424,10 +255,8 @@ def _main(argv: list[str]) -> int:
     strict = len(plan) == 1
     if args.data_source not in DATA_SOURCES:
         raise UsageError(f"unknown data source {args.data_source!r} (choose from {', '.join(DATA_SOURCES)})")
-    if args.preset is not None and args.preset not in PRESET_NAMES:
-        raise UsageError(f"unknown preset {args.preset!r} (choose from {', '.join(PRESET_NAMES)})")
     for name, _ in plan:  # reject bad values before any work
-        resolve_settings(args, MODELS[name], args.preset or "cpu", name, strict)
+        resolve_settings(args, name, args.preset or "cpu", strict)
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} exists and is not a folder")
@@ -439,13 +268,20 @@ def _main(argv: list[str]) -> int:
     preset = args.preset or ("full" if has_gpu else "cpu")
     settings = {}
     for name, _ in plan:
-        s = settings[name] = resolve_settings(args, MODELS[name], preset, name, strict) | {"seeds": seeds}
-        if s["amp"] and not backends["torch"].has_gpu():
-            if s["amp_requested"]:
+        s = resolve_settings(args, name, preset, strict)
+        try:
+            split = train_val_split(len(data.train_labels), val_size=s.val_size, train_size=s.train_size)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        if len(split.train) < s.batch_size:
+            raise UsageError(f"--batch-size {s.batch_size} is larger than the {len(split.train)} training images")
+        if s.amp and not backends["torch"].has_gpu():
+            if args.amp:
                 raise UsageError("--amp needs a CUDA GPU; PyTorch sees none")
-            s["amp"] = False  # the preset's mixed precision is for GPUs
+            s = s.replace(amp=False)  # the preset's mixed precision is for GPUs
         if MODELS[name].finetune:
-            backends["torch"].check_weights(name, s["variant"], s["weights"])
+            backends["torch"].check_weights(name, s.variant, s.weights)
+        settings[name] = s
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -453,7 +289,7 @@ def _main(argv: list[str]) -> int:
 
     results = {
         "command": "python -m benchmarks.run " + shlex.join(argv),
-        "settings": settings,
+        "settings": {name: s.as_dict() | {"seeds": seeds} for name, s in settings.items()},
         "environment": {
             "host": host_environment() | {"malloc": malloc},
             "data": data_environment(data),
@@ -463,40 +299,29 @@ def _main(argv: list[str]) -> int:
         "throughput_ratios": [],
     }
     for name, fws in plan:
-        spec, s = MODELS[name], settings[name]
-        try:
-            split = train_val_split(len(data.train_labels), val_size=s["val_size"], train_size=s["train_size"])
-        except ValueError as err:
-            raise UsageError(str(err)) from None
-        if len(split.train) < s["batch_size"]:
-            raise UsageError(f"--batch-size {s['batch_size']} is larger than the {len(split.train)} training images")
-        extra = (f" | {s['image_size']} px | weights {s['weights']}" if spec.finetune else "")
-        print(f"{name}{' ' + s['variant'] if s['variant'] else ''} | preset {preset} | {s['optimizer']} lr {s['lr']} | "
-              f"{s['epochs']} epochs | batch {s['batch_size']} | {len(split.train)} train / {len(split.val)} val "
-              f"images{extra} | seeds {','.join(map(str, seeds))} | data {data.source} ({data.location})",
-              file=sys.stderr)
+        s = settings[name]
+        extra = f" | {s.image_size} px | weights {s.weights}" if MODELS[name].finetune else ""
+        train = s.train_size or len(data.train_labels) - s.val_size
+        print(f"{name}{' ' + s.variant if s.variant else ''} | preset {preset} | {s.optimizer} lr {s.lr} | "
+              f"{s.epochs} epochs | batch {s.batch_size} | {train} train / {s.val_size} val images{extra} | "
+              f"seeds {','.join(map(str, seeds))} | data {data.source} ({data.location})", file=sys.stderr)
         for seed in seeds:
-            s_seed = dict(s, seed=seed)
-            orders = epoch_orders(len(split.train), s["epochs"], seed)  # the same for every framework
-            shifts = (random_shifts(len(split.train), s["epochs"], s["augment_shift"], seed)
-                      if s["augment_shift"] else None)
             for fw in fws:
                 backend = backends[fw]
                 print(f"[{backend.label}] training {name}, seed {seed}, on {backend.device()}", file=sys.stderr)
-                run = run_one(backend, spec, name, s_seed, data, split, orders, shifts,
-                              progress=not args.no_progress)
+                run = run_one(backend, s.replace(seed=seed), data, progress=not args.no_progress)
                 results["runs"].append(run)
-                results["throughput_ratios"] = report.throughput_ratios(results["runs"])
-                report.write_results(out_dir, results)
+                results["throughput_ratios"] = throughput_ratios(results["runs"])
+                write_results(out_dir, results)
                 print(f"[{backend.label}] {name} seed {seed}: test accuracy {run['test_accuracy']:.2%}, macro-F1 "
                       f"{run['test_macro_f1']:.4f}, {run['train_time_s']:.1f} s training; weights {run['weights']}",
                       file=sys.stderr)
 
-    print(report.results_table(results["runs"]))
+    print(results_table(results["runs"]))
     if len(seeds) > 1:
         print()
-        print(report.summary_table(results["runs"]))
-    for line in report.ratio_lines(results["throughput_ratios"]):
+        print(summary_table(results["runs"]))
+    for line in ratio_lines(results["throughput_ratios"]):
         print(line)
     print(f"wrote results.json, results.md, results.csv, report.md and plots in {out_dir}")
     return 0

@@ -1,12 +1,12 @@
-"""Optimizers and learning-rate schedules (optax), mirrored by ``torch_ref.optim``.
+"""Optimizers and learning-rate schedules in optax, the twin of ``torch_ref.optim``.
 
 * ``adam``, ``sgd`` (with momentum) and ``adamw`` (decoupled weight decay,
   multiplied by the scheduled learning rate, as in ``torch.optim.AdamW``).
 * Weight decay applies to weight matrices and kernels only: never to norms,
   biases (both 1-D) or the parameters a model lists in ``no_weight_decay``
   (the ViT's class token and position embeddings).
-* ``constant`` or per-step ``cosine`` decay to 0, after an optional linear
-  warm-up from 0.
+* ``constant``, or per-step ``cosine`` decay to 0 after an optional linear
+  warm-up from 0: the curve of ``mnist_common.schedules``, built from optax's schedules.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import jax
 import optax
 from flax import nnx
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine")
+from mnist_common.config import OPTIMIZERS
+from mnist_common.schedules import SCHEDULES
 
 
 def make_schedule(lr: float, *, schedule: str, total_steps: int, warmup_steps: int = 0) -> optax.Schedule:
@@ -31,11 +31,7 @@ def make_schedule(lr: float, *, schedule: str, total_steps: int, warmup_steps: i
 
 
 def weight_decay_mask(model: nnx.Module):
-    """A mask function for optax: True for the parameters that decay.
-
-    Decays a parameter when it has two or more dimensions and no part of its
-    path is in ``model.no_weight_decay``.
-    """
+    """A mask function for optax: True for the parameters that decay (2-D and up, not in ``no_weight_decay``)."""
     excluded = set(getattr(model, "no_weight_decay", ()))
 
     def mask(params):

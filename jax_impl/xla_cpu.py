@@ -1,26 +1,10 @@
-"""XLA CPU settings measured to make these models train faster; nothing changes on a GPU.
+"""XLA CPU flags measured to make these models train faster; nothing changes on other backends.
 
-XLA's CPU backend hands some operations to the YNNPACK library ("YNN
-fusions"). By default that includes convolutions and reductions, which on the
-2-core CPU this project is measured on made the CNN's training step slower
-than XLA's own (Eigen) kernels: 37 ms against 27 ms per batch of 128, while
-YNNPACK's matrix products help the ViT (50 ms against 69 ms with YNNPACK off).
-``--xla_cpu_experimental_ynn_fusion_type=individual_dot`` keeps YNNPACK for
-single matrix products only; it was the fastest setting for both models.
-
-Measured and not set: ``--xla_cpu_multi_thread_eigen=false`` (Eigen's
-operations on the calling thread, not Eigen's pool of two). Alone it made the
-CNN's epochs steadier (4 epochs of 55,000 images, back to back: 6,958-7,393
-and 7,004-7,305 images/s against 6,724-7,040 and 5,763-6,485 with the pool),
-but in the 3-seed study the CNN did not gain and the ViT's training time went
-from about 95-99 s to 118 s a seed.
-
-Not set, on purpose: ``--xla_force_host_platform_device_count=2`` (one
-virtual device per core), with which ``jax_impl.train.fit`` splits each batch
-across the devices. It cut the CNN's step from 27 to 17 ms here, but the
-in-process collectives (the gradient all-reduce) intermittently deadlocked on
-2 cores (XLA aborted after its 40 s rendezvous timeout), so it is left to
-users who set it themselves, at that risk.
+``--xla_cpu_experimental_ynn_fusion_type=individual_dot`` keeps XLA's YNNPACK
+library for single matrix products (which help the ViT) and leaves
+convolutions and reductions to XLA's own Eigen kernels (faster for the CNN).
+The measurements, and the flags measured and not set: docs/performance.md,
+"XLA CPU flags".
 
 XLA reads ``XLA_FLAGS`` once, when JAX starts its CPU backend, so
 :func:`apply` must run before the first JAX computation; it reports whether
@@ -42,7 +26,7 @@ import os
 import subprocess
 import sys
 
-#: flag name -> value, as measured best on the CPU (see the module docstring)
+#: flag name -> value, as measured best on the CPU
 CPU_FLAGS = {"--xla_cpu_experimental_ynn_fusion_type": "individual_dot"}
 
 #: jaxlib version prefixes on which :data:`CPU_FLAGS` were measured (and are known to XLA)

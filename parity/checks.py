@@ -33,6 +33,7 @@ import jax_impl.train
 import torch_ref.models
 import torch_ref.optim
 import torch_ref.train
+from mnist_common import TrainConfig
 from parity.compare import compare_trees
 from parity.convert import (
     flax_params, flax_to_torch, table_for, torch_grads_as_flax, torch_params, torch_to_flax, torch_to_flax_array,
@@ -67,13 +68,17 @@ def strict_precision() -> Tolerances:
     return GPU_TOLERANCES if on_gpu() else CPU_TOLERANCES
 
 
-def build_pair(model: str, seed: int = 0, *, init_from: str = "torch", variant: str | None = None, **kwargs):
-    """Both twins with identical weights: one framework's initialisation converted into the other."""
+def build_pair(model: str, seed: int = 0, *, init_from: str = "torch", variant: str | None = None,
+               kernels: str = "auto", **kwargs):
+    """Both twins with identical weights: one framework's initialisation converted into the other.
+
+    ``kernels`` goes to the Flax model (``jax_impl.kernels``); ``kwargs`` to both constructors.
+    """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r} (choose from {', '.join(MODELS)})")
     cls = {"cnn": "CNN", "vit": "ViT"}[model]
     args = (variant,) if variant else ()
-    flax_model = getattr(jax_impl.models, cls)(*args, **kwargs, rngs=nnx.Rngs(seed))
+    flax_model = getattr(jax_impl.models, cls)(*args, **kwargs, kernels=kernels, rngs=nnx.Rngs(seed))
     torch.manual_seed(seed)
     torch_model = getattr(torch_ref.models, cls)(*args, **kwargs).to(torch_ref.train.default_device())
     if init_from == "torch":
@@ -93,18 +98,26 @@ def _record(model: str, check: str, comparison, **extra) -> dict:
     }
 
 
+@nnx.jit
+def _flax_outputs(model, x):
+    """Logits, with the ViT's intermediates: compiled, as training runs the model."""
+    if isinstance(model, jax_impl.models.ViT):
+        logits, intermediates = model(x, return_intermediates=True)
+        return intermediates | {"logits": logits}
+    return {"logits": model(x)}
+
+
 def _outputs(flax_model, torch_model, images: np.ndarray) -> tuple[dict, dict]:
     """Evaluation-mode outputs of both, as flat dicts in forward order."""
     flax_model.eval()
     torch_model.eval()
-    x_flax = jax_impl.train.preprocess(images)
     x_torch = torch_ref.train.preprocess(images, next(torch_model.parameters()).device)
+    ours = _flax_outputs(flax_model, jax_impl.train.preprocess(images))
     with torch.no_grad():
         if isinstance(flax_model, jax_impl.models.ViT):
-            logits_f, inter_f = flax_model(x_flax, return_intermediates=True)
             logits_t, inter_t = torch_model(x_torch, return_intermediates=True)
-            return inter_f | {"logits": logits_f}, {k: v for k, v in inter_t.items()} | {"logits": logits_t}
-        return {"logits": flax_model(x_flax)}, {"logits": torch_model(x_torch)}
+            return ours, inter_t | {"logits": logits_t}
+        return ours, {"logits": torch_model(x_torch)}
 
 
 def edge_inputs(images: np.ndarray) -> dict[str, np.ndarray]:
@@ -144,7 +157,7 @@ def gradients(model: str, images: np.ndarray, labels: np.ndarray, *, tol: Tolera
     flax_model, torch_model = build_pair(model, seed)
     flax_model.eval()
     torch_model.eval()
-    loss_f, grads_f = nnx.value_and_grad(_flax_loss)(
+    loss_f, grads_f = nnx.jit(nnx.value_and_grad(_flax_loss))(
         flax_model, jax_impl.train.preprocess(images), jnp.asarray(labels, jnp.int32))
     device = next(torch_model.parameters()).device
     loss_t = F.cross_entropy(torch_model(torch_ref.train.preprocess(images, device)),
@@ -231,15 +244,16 @@ def timing(model: str, images: np.ndarray, labels: np.ndarray, *, batch_size: in
            seed: int = 0) -> dict:
     """Compile time and steady-state step time of the real training steps, per framework."""
     n = batch_size * steps
-    orders = np.stack([np.arange(n), np.arange(n)])  # two epochs; the second is steady state
+    config = TrainConfig(epochs=2, batch_size=batch_size)  # the second epoch is steady state
+    orders = np.stack([np.arange(n), np.arange(n)])
     flax_model, torch_model = build_pair(model, seed)
     out = {}
     for name, module, net in (("jax", jax_impl.train, flax_model), ("torch", torch_ref.train, torch_model)):
-        result = module.fit(net, images[:n], labels[:n], orders=orders, batch_size=batch_size, progress=False)
+        result = module.fit(net, images[:n], labels[:n], config, orders=orders, progress=False)
         out[name] = {
-            "compile_time_s": result["compile_time_s"],
-            "warmup_time_s": result["warmup_time_s"],
-            "step_time_ms": 1000 * result["history"][1]["epoch_time_s"] / steps,
+            "compile_time_s": result.compile_time_s,
+            "warmup_time_s": result.warmup_time_s,
+            "step_time_ms": 1000 * result.history[1].epoch_time_s / steps,
         }
     out["jax_over_torch_speed"] = out["torch"]["step_time_ms"] / out["jax"]["step_time_ms"]
     out["batch_size"] = batch_size
@@ -250,28 +264,22 @@ def training(model: str, data, *, seeds: list[int], preset: str = "cpu", progres
     """Train both frameworks at ``preset`` from the same initial weights and data order, per seed.
 
     The Flax initialisation of each seed is converted into the PyTorch model;
-    orders and augmentation shifts come from the harness, so only dropout's
-    random streams differ. Passes when the mean test accuracies over the seeds
+    both frameworks draw the same orders and augmentation shifts from the seed,
+    so only dropout's random streams differ. Passes when the mean test accuracies over the seeds
     differ by at most ``CPU_TOLERANCES.training_gap_pp`` percentage points.
     """
     from benchmarks.backends import JaxBackend, TorchBackend
-    from benchmarks.data import epoch_orders, random_shifts, train_val_split
-    from benchmarks.registry import MODELS
-    from benchmarks.run import build_parser, resolve_settings, run_one
+    from benchmarks.experiment import run_one
+    from benchmarks.settings import resolve
 
-    spec = MODELS[model]
     backends = (JaxBackend(), TorchBackend())
     runs = []
     for seed in seeds:
-        s = resolve_settings(build_parser().parse_args(["--seed", str(seed)]), spec, preset)
-        split = train_val_split(len(data.train_labels), val_size=s["val_size"], train_size=s["train_size"])
-        orders = epoch_orders(len(split.train), s["epochs"], seed)
-        shifts = random_shifts(len(split.train), s["epochs"], s["augment_shift"], seed) if s["augment_shift"] else None
-        flax_model, torch_model = build_pair(model, seed, init_from="flax", variant=s["variant"])
+        s = resolve(model, preset, {"seed": seed})
+        flax_model, torch_model = build_pair(model, seed, init_from="flax", variant=s.variant)
         weights = f"Flax init (seed {seed}), converted to PyTorch"
         for backend, net in zip(backends, (flax_model, torch_model)):
-            runs.append(run_one(backend, spec, model, s, data, split, orders, shifts, progress, model=net,
-                                weights=weights))
+            runs.append(run_one(backend, s, data, progress=progress, model=net, weights=weights))
     acc = {fw: [r["test_accuracy"] for r in runs if r["framework"] == fw] for fw in ("jax", "torch")}
     gap_pp = 100 * abs(float(np.mean(acc["jax"])) - float(np.mean(acc["torch"])))
     return {

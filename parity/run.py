@@ -15,7 +15,10 @@ import shlex
 import sys
 from pathlib import Path
 
-MODELS = ("cnn", "vit")
+from benchmarks.presets import PRESET_NAMES
+from benchmarks.report.markdown import table
+
+MODELS = ("cnn", "vit")  # the twins (parity.checks.MODELS, kept here so --help loads no framework)
 
 
 class UsageError(Exception):
@@ -87,65 +90,62 @@ def summary(report: dict) -> str:
         row = rows.setdefault(_family(c["check"]), {"tolerance": c["tolerance"], "asserted": c["asserted"]})
         row[c["model"]] = max(row.get(c["model"], 0.0), c["max_abs_diff"])
         row["passed"] = row.get("passed", True) and c["passed"]
+    checks = [[name, f"{row['tolerance']:.0e}", *(f"{row[m]:.2g}" if m in row else "-" for m in models),
+               ("passed" if row["passed"] else "FAILED") if row["asserted"] else "measured, not asserted"]
+              for name, row in rows.items()]
     lines = [f"From `{report['command']}` on {report['device']}:", "",
-             "| check | tolerance | " + " | ".join(f"{m} max abs diff" for m in models) + " | verdict |",
-             "|---|---|" + "---|" * len(models) + "---|"]
-    for name, row in rows.items():
-        verdict = ("passed" if row["passed"] else "FAILED") if row["asserted"] else "measured, not asserted"
-        cells = " | ".join(f"{row[m]:.2g}" if m in row else "-" for m in models)
-        lines.append(f"| {name} | {row['tolerance']:.0e} | {cells} | {verdict} |")
+             table(["check", "tolerance", *(f"{m} max abs diff" for m in models), "verdict"], checks)]
     if report["timing"]:
-        lines += ["", "| model | JAX compile (s) | JAX step (ms) | PyTorch step (ms) | JAX/PyTorch speed |",
-                  "|---|---|---|---|---|"]
-        for model, t in report["timing"].items():
-            lines.append(f"| {model} | {t['jax']['compile_time_s']:.2f} | {t['jax']['step_time_ms']:.1f} | "
-                         f"{t['torch']['step_time_ms']:.1f} | {t['jax_over_torch_speed']:.2f}x |")
+        timing = [[model, f"{t['jax']['compile_time_s']:.2f}", f"{t['jax']['step_time_ms']:.1f}",
+                   f"{t['torch']['step_time_ms']:.1f}", f"{t['jax_over_torch_speed']:.2f}x"]
+                  for model, t in report["timing"].items()]
+        lines += ["", table(["model", "JAX compile (s)", "JAX step (ms)", "PyTorch step (ms)", "JAX/PyTorch speed"],
+                            timing)]
     for model, tr in report.get("training", {}).items():
         lines += ["", f"Training parity, {model} at `--preset {tr['preset']}` (same initial weights and data order, "
-                  "dropout on):", "", *_training_table(tr)]
+                  "dropout on):", "", _training_table(tr)]
     return "\n".join(lines) + "\n"
 
 
-def _training_table(tr: dict) -> list[str]:
+def _training_table(tr: dict) -> str:
     """Per-seed test accuracy in each framework, their difference, and the mean gap against its tolerance."""
-    lines = ["| seed | JAX test acc (%) | PyTorch test acc (%) | difference (pp) |", "|---|---|---|---|"]
+    rows = []
     for i, seed in enumerate(tr["seeds"]):
         j, t = tr["test_accuracy"]["jax"][i], tr["test_accuracy"]["torch"][i]
-        lines.append(f"| {seed} | {100 * j:.2f} | {100 * t:.2f} | {100 * (j - t):+.2f} |")
+        rows.append([str(seed), f"{100 * j:.2f}", f"{100 * t:.2f}", f"{100 * (j - t):+.2f}"])
     m = tr["mean_test_accuracy"]
-    lines.append(f"| mean | {100 * m['jax']:.2f} | {100 * m['torch']:.2f} | gap {tr['gap_pp']:.2f} (tolerance "
-                 f"{tr['tolerance_pp']}: {'passed' if tr['passed'] else 'FAILED'}) |")
-    return lines
+    rows.append(["mean", f"{100 * m['jax']:.2f}", f"{100 * m['torch']:.2f}",
+                 f"gap {tr['gap_pp']:.2f} (tolerance {tr['tolerance_pp']}: {'passed' if tr['passed'] else 'FAILED'})"])
+    return table(["seed", "JAX test acc (%)", "PyTorch test acc (%)", "difference (pp)"], rows)
 
 
 def markdown(report: dict) -> str:
-    lines = [
-        "# Parity: Flax NNX vs PyTorch",
-        "",
-        f"Command: `{report['command']}`",
-        "",
-        f"Device: {report['device']}. Tolerances: {report['tolerances']}.",
-        "",
-        "| model | check | max abs diff | tolerance | passed | where |",
-        "|---|---|---|---|---|---|",
-    ]
+    """``parity.md``: every check with its difference, tolerance, verdict and where it was worst; timing; training."""
+    checks = []
     for c in report["checks"]:
-        verdict = ("yes" if c["passed"] else "**NO**") if c["asserted"] else ("yes" if c["passed"] else "no") + " (measured, not asserted)"
-        detail = c["detail"].replace("|", "\\|")  # max|diff| inside a Markdown cell
-        lines.append(f"| {c['model']} | {c['check']} | {c['max_abs_diff']:.3g} | {c['tolerance']:.0e} | {verdict} | "
-                     f"{detail} |")
-    lines += ["", "Adam in float32 is measured but not asserted: Adam divides each gradient by its running RMS, so",
-              "float32 rounding noise in near-zero gradients (about 1e-8, the size of Adam's epsilon) becomes an",
-              "update-sized difference that training then amplifies. The same trajectories in float64 are asserted.",
-              "", "## Timing (reported, not asserted)", "",
-              "| model | framework | compile (s) | warm-up step (s) | steady step (ms) |", "|---|---|---|---|---|"]
+        verdict = (("yes" if c["passed"] else "**NO**") if c["asserted"]
+                   else ("yes" if c["passed"] else "no") + " (measured, not asserted)")
+        checks.append([c["model"], c["check"], f"{c['max_abs_diff']:.3g}", f"{c['tolerance']:.0e}", verdict,
+                       c["detail"]])
+    timing = []
     for model, t in report["timing"].items():
         for fw in ("jax", "torch"):
-            lines.append(f"| {model} | {fw} | {t[fw]['compile_time_s']:.2f} | {t[fw]['warmup_time_s']:.3f} | "
-                         f"{t[fw]['step_time_ms']:.1f} |")
-        lines.append(f"| {model} | JAX speed / PyTorch speed | | | {t['jax_over_torch_speed']:.2f}x |")
+            timing.append([model, fw, f"{t[fw]['compile_time_s']:.2f}", f"{t[fw]['warmup_time_s']:.3f}",
+                           f"{t[fw]['step_time_ms']:.1f}"])
+        timing.append([model, "JAX speed / PyTorch speed", "", "", f"{t['jax_over_torch_speed']:.2f}x"])
+    lines = [
+        "# Parity: Flax NNX vs PyTorch", "",
+        f"Command: `{report['command']}`", "",
+        f"Device: {report['device']}. Tolerances: {report['tolerances']}.", "",
+        table(["model", "check", "max abs diff", "tolerance", "passed", "where"], checks), "",
+        "Adam in float32 is measured but not asserted: Adam divides each gradient by its running RMS, so",
+        "float32 rounding noise in near-zero gradients (about 1e-8, the size of Adam's epsilon) becomes an",
+        "update-sized difference that training then amplifies. The same trajectories in float64 are asserted.",
+        "", "## Timing (reported, not asserted)", "",
+        table(["model", "framework", "compile (s)", "warm-up step (s)", "steady step (ms)"], timing),
+    ]
     for model, tr in report.get("training", {}).items():
-        lines += ["", f"## Training parity: {model} at preset {tr['preset']}", "", *_training_table(tr)]
+        lines += ["", f"## Training parity: {model} at preset {tr['preset']}", "", _training_table(tr)]
     return "\n".join(lines) + "\n"
 
 
@@ -162,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
         if not seeds or any(s < 0 for s in seeds):
             raise UsageError(f"--seeds must hold non-negative integers, got {args.seeds!r}")
-        if args.preset not in ("smoke", "cpu", "full"):
-            raise UsageError(f"unknown preset {args.preset!r} (choose from smoke, cpu, full)")
+        if args.preset not in PRESET_NAMES:
+            raise UsageError(f"unknown preset {args.preset!r} (choose from {', '.join(PRESET_NAMES)})")
         if args.trajectory_steps < 1:
             raise UsageError(f"--trajectory-steps must be at least 1, got {args.trajectory_steps}")
         out = Path(args.out)
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
     malloc = keep_large_buffers()  # the runner's allocator and XLA CPU settings, so timings compare
     xla_cpu.apply()
-    from benchmarks.report import atomic_write
+    from benchmarks.report.files import atomic_write
     from parity import checks
 
     tol = checks.strict_precision()

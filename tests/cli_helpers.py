@@ -1,7 +1,8 @@
-"""Helpers for tests that run the CLI in a subprocess."""
+"""Helpers for tests that run the CLI, or any code, in a fresh subprocess."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,3 +30,11 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> s
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+def run_python(code: str, env: dict | None = None, timeout: int = 120) -> dict:
+    """Run ``code`` in a fresh interpreter from the repository root; the JSON its last stdout line prints."""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])

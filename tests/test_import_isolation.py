@@ -1,4 +1,5 @@
-"""The framework packages are peers: neither loads the other's framework or the harness."""
+"""What may import what: the framework packages are peers, the shared package and the harness load no framework,
+and the parity suite uses the harness as a library, never its command line."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import pytest
 from cli_helpers import REPO
 
 CHECKS = {
-    "jax_impl": ("import jax_impl, jax_impl.models, jax_impl.train", ("torch", "benchmarks")),
+    "mnist_common": ("import mnist_common, mnist_common.progress, mnist_common.architectures",
+                     ("jax", "torch", "benchmarks", "jax_impl", "torch_ref")),
+    "jax_impl": ("import jax_impl, jax_impl.models, jax_impl.train, jax_impl.kernels.forward", ("torch", "benchmarks")),
     "torch_ref": ("import torch_ref, torch_ref.models, torch_ref.train, torch_ref.finetune", ("jax", "flax", "benchmarks")),
-    "benchmarks.run": ("import benchmarks.run", ("jax", "torch")),
+    "benchmarks.run": ("import benchmarks.run, benchmarks.report.__main__", ("jax", "torch")),
+    "parity": ("import parity.run, parity.checks", ("benchmarks.run",)),
 }
 
 

@@ -4,37 +4,19 @@
   decay is multiplied by the scheduled learning rate, as in ``optax.adamw``.
 * Weight decay applies to weight matrices and kernels only: never to norms,
   biases (both 1-D) or the parameters a model lists in ``no_weight_decay``.
-* The learning rate follows :func:`schedule_factor`, written to equal optax's
-  ``cosine_decay_schedule`` / ``warmup_cosine_decay_schedule`` step for step.
+* The learning rate follows ``mnist_common.schedules.schedule_factor``, per step,
+  the curve the JAX side builds from optax's schedules.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 from torch import nn
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine")
-
-
-def schedule_factor(step: int, *, schedule: str, total_steps: int, warmup_steps: int = 0) -> float:
-    """Multiplier of the base learning rate at ``step``: 1, or cosine to 0 after a linear warm-up."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r} (choose from {', '.join(SCHEDULES)})")
-    if schedule == "constant":
-        return 1.0
-    if warmup_steps > 0:
-        total = max(total_steps, warmup_steps + 1)
-        if step < warmup_steps:
-            return step / warmup_steps
-        t = min(step - warmup_steps, total - warmup_steps) / (total - warmup_steps)
-    else:
-        total = max(total_steps, 1)
-        t = min(step, total) / total
-    return 0.5 * (1.0 + math.cos(math.pi * t))
+from mnist_common.config import OPTIMIZERS
+from mnist_common.schedules import schedule_factor
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -1,8 +1,10 @@
-"""Training and evaluation for the PyTorch models: the same verbs as ``jax_impl.train``.
+"""Training and evaluation for the PyTorch models, the twin of ``jax_impl.train``.
 
-:func:`make_optimizer`, :func:`fit`, :func:`evaluate`, :func:`predict` take
-NumPy arrays (uint8 NHWC images, int labels) and keyword arguments, and the
-epoch orders come from the caller, so both frameworks see identical batches.
+:func:`fit` trains a model in place as a :class:`~mnist_common.TrainConfig`
+says and returns a :class:`~mnist_common.FitResult`. It runs
+:func:`train_epoch` once per epoch, which calls :func:`train_step` per batch;
+:func:`evaluate` and :func:`predict` run the model in evaluation mode. Images
+are uint8 NHWC NumPy arrays, labels integers.
 
 The timing discipline matches the JAX side: the training set is moved to the
 device once, the loss is summed on the device and read only every
@@ -10,33 +12,29 @@ device once, the loss is summed on the device and read only every
 Eager PyTorch compiles nothing, so ``compile_time_s`` is 0; the first step's
 cost (allocator, cuDNN heuristics) is reported as ``warmup_time_s``.
 
-Models that are not plain classifiers (the Faster R-CNN of ``torch_ref.finetune``)
-plug into the same loop through two methods: ``training_loss(x, y)`` replaces
-the cross-entropy of the logits, and ``predict_batch(x)`` (a dict of per-image
-tensors with a ``"prediction"`` key, -1 for "no answer") replaces the argmax of
-the logits in validation and :func:`evaluate`.
+What is learnt, and how a prediction is read, is a :class:`Task`: by default
+:data:`CLASSIFICATION` (cross-entropy of the logits, their argmax); the Faster
+R-CNN of ``torch_ref.finetune.detection`` brings its own.
 """
 
 from __future__ import annotations
 
-import math
-import sys
 import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from mnist_common import BACKGROUND, EpochStats, FitResult, TrainConfig, normalize, training_tables
+from mnist_common.progress import EpochProgress, print_epoch
 from torch_ref.augment import shift_images
 from torch_ref.optim import make_optimizer
 
-#: MNIST pixel statistics, applied after scaling to [0, 1] (same in jax_impl).
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-
-#: The normalised value of a black pixel: what shifted-in borders are filled with.
-BACKGROUND = float((np.float32(0.0) - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD))
+#: A caller's optimizer: called with the trainable parameters, as ``torch.optim`` classes are.
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
 def default_device() -> torch.device:
@@ -59,12 +57,42 @@ def synchronize(device: torch.device) -> None:
 def preprocess(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 NHWC ``[N, 28, 28, 1]`` -> normalised float32 NCHW ``[N, 1, 28, 28]`` on ``device``.
 
-    Computed in NumPy float32 before the transfer, like ``jax_impl``'s, so both
-    frameworks train on bit-identical inputs.
+    Normalised in NumPy (``mnist_common.normalize``), as the JAX side does, so both
+    frameworks see bit-identical inputs.
     """
-    x = np.asarray(images, dtype=np.float32) / np.float32(255.0)
-    x = (x - np.float32(MNIST_MEAN)) / np.float32(MNIST_STD)
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)  # NHWC -> NCHW
+    return torch.from_numpy(np.ascontiguousarray(normalize(images).transpose(0, 3, 1, 2))).to(device)  # NHWC -> NCHW
+
+
+class Task(Protocol):
+    """What a model learns and how its predictions are read; :func:`fit` and :func:`evaluate` use nothing else."""
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+        """The scalar training loss of a batch (training mode, gradients on)."""
+
+    def outputs(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Per-example outputs of a batch in evaluation mode (``y`` None when only predicting)."""
+
+    def summary(self, outputs: dict[str, np.ndarray], labels: np.ndarray) -> dict:
+        """``loss`` (or None), ``accuracy`` and what a caller needs of ``outputs``, over a whole set."""
+
+
+class Classification:
+    """The default task: cross-entropy of the logits (label-smoothed in training if asked); the argmax predicts."""
+
+    def loss(self, model, x, y, label_smoothing=0.0):
+        return F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
+
+    def outputs(self, model, x, y):
+        logits = model(x)
+        return {"logits": logits} | ({} if y is None else {"loss": F.cross_entropy(logits, y, reduction="none")})
+
+    def summary(self, outputs, labels):
+        return {"loss": float(outputs["loss"].mean()),
+                "accuracy": float((outputs["logits"].argmax(axis=1) == labels).mean()),
+                "logits": outputs["logits"]}
+
+
+CLASSIFICATION = Classification()
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -72,185 +100,155 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def _forward_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, batch_size: int):
-    """Evaluation-mode logits and per-example losses, batch by batch, kept on the device."""
+def _outputs(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor | None, batch_size: int):
+    """``task.outputs`` in evaluation mode, batch by batch, as NumPy; the model's mode is restored."""
     was_training = model.training
     model.eval()
-    logits, losses = [], []
-    for start in range(0, len(x), batch_size):
-        out = model(x[start : start + batch_size])
-        logits.append(out)
-        if y is not None:
-            losses.append(F.cross_entropy(out, y[start : start + batch_size], reduction="none"))
+    parts = [task.outputs(model, x[i : i + batch_size], None if y is None else y[i : i + batch_size])
+             for i in range(0, len(x), batch_size)]
     model.train(was_training)
-    logits = torch.cat(logits).float().cpu().numpy()
-    return logits, (torch.cat(losses).cpu().numpy() if y is not None else None)
+    joined = {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
+    return {k: (v.float() if v.is_floating_point() else v).cpu().numpy() for k, v in joined.items()}
 
 
-@torch.no_grad()
-def _predict_eval(model: nn.Module, x: torch.Tensor, batch_size: int) -> dict[str, np.ndarray]:
-    """Evaluation-mode ``model.predict_batch`` outputs, batch by batch, as NumPy."""
-    was_training = model.training
-    model.eval()
-    parts = [model.predict_batch(x[start : start + batch_size]) for start in range(0, len(x), batch_size)]
-    model.train(was_training)
-    return {k: torch.cat([part[k] for part in parts]).cpu().numpy() for k in parts[0]}
+def _labels(labels: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
 
 
-def _predicts(model: nn.Module) -> bool:
-    return callable(getattr(model, "predict_batch", None))
-
-
-def _training_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothing: float) -> torch.Tensor:
-    """The model's own ``training_loss`` when it has one (a detector), else cross-entropy of its logits."""
-    own = getattr(model, "training_loss", None)
-    if callable(own):
-        return own(x, y)
-    return F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
-
-
-def _summary(logits: np.ndarray, losses: np.ndarray, labels: np.ndarray) -> dict:
-    return {
-        "loss": float(losses.mean()),
-        "accuracy": float((logits.argmax(axis=1) == labels).mean()),
-    }
-
-
-def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 1000) -> dict:
-    """Evaluation-mode loss, accuracy and logits (NumPy) on ``images``/``labels``.
-
-    For a ``predict_batch`` model: accuracy, ``predictions`` and all its
-    per-image ``outputs``; ``loss`` is None (an evaluation-mode detector has none).
-    """
+def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 1000,
+             task: Task = CLASSIFICATION) -> dict:
+    """Evaluation-mode ``task.summary``: for a classifier ``loss``, ``accuracy`` (a fraction) and ``logits``."""
     device = _model_device(model)
-    if _predicts(model):
-        outputs = _predict_eval(model, preprocess(images, device), batch_size)
-        accuracy = float((outputs["prediction"] == np.asarray(labels)).mean())
-        return {"loss": None, "accuracy": accuracy, "predictions": outputs["prediction"], "outputs": outputs}
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
-    logits, losses = _forward_eval(model, preprocess(images, device), y, batch_size)
-    return _summary(logits, losses, np.asarray(labels)) | {"logits": logits}
+    outputs = _outputs(model, task, preprocess(images, device), _labels(labels, device), batch_size)
+    return task.summary(outputs, np.asarray(labels))
 
 
 def predict(model: nn.Module, images: np.ndarray, *, batch_size: int = 1000) -> np.ndarray:
     """Evaluation-mode logits ``[N, num_classes]`` as NumPy."""
-    return _forward_eval(model, preprocess(images, _model_device(model)), None, batch_size)[0]
+    return _outputs(model, CLASSIFICATION, preprocess(images, _model_device(model)), None, batch_size)["logits"]
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, x: torch.Tensor, y: torch.Tensor, *,
+               task: Task = CLASSIFICATION, label_smoothing: float = 0.0, amp: bool = False) -> torch.Tensor:
+    """One update on the batch ``(x, y)``; returns its loss, detached and still on the device."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        loss = task.loss(model, x, y, label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.detach()
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, data: tuple, order: torch.Tensor,
+                shift: torch.Tensor | None, *, max_shift: int, task: Task, label_smoothing: float, amp: bool,
+                progress: EpochProgress, time_first: bool = False) -> tuple[torch.Tensor, float | None]:
+    """One epoch of :func:`train_step` on the batches of ``order`` (``[steps, B]``), shifted by ``shift``.
+
+    ``data`` is the device-resident ``(images, labels)``. Returns the loss summed over
+    the epoch (on the device) and, with ``time_first``, the seconds until the first step
+    finished (synchronised), else None.
+    """
+    x_train, y_train = data
+    device = x_train.device
+    loss_sum = torch.zeros((), device=device)
+    t0 = time.perf_counter()
+    first_step_s = None
+    for step in range(len(order)):
+        idx = order[step]
+        x = x_train[idx]  # [B, 1, 28, 28]
+        if max_shift:
+            x = shift_images(x, shift[step], max_shift, BACKGROUND)
+        loss_sum += train_step(model, optimizer, scheduler, x, y_train[idx], task=task,
+                               label_smoothing=label_smoothing, amp=amp)
+        if time_first and step == 0:
+            synchronize(device)
+            first_step_s = time.perf_counter() - t0
+        if progress.due(step, step + 1):
+            progress.log(step + 1, loss_sum.item())  # a host sync, every log_every steps only
+    return loss_sum, first_step_s
 
 
 def fit(
     model: nn.Module,
     images: np.ndarray,
     labels: np.ndarray,
+    config: TrainConfig = TrainConfig(),
     *,
-    orders: np.ndarray,
-    batch_size: int,
-    optimizer: str = "adam",
-    lr: float = 1e-3,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    schedule: str = "constant",
-    warmup_steps: int = 0,
-    label_smoothing: float = 0.0,
+    orders: np.ndarray | None = None,
     shifts: np.ndarray | None = None,
     val_images: np.ndarray | None = None,
     val_labels: np.ndarray | None = None,
-    eval_batch_size: int = 1000,
-    log_every: int = 50,
+    optimizer: OptimizerFactory | None = None,
+    task: Task = CLASSIFICATION,
     progress: bool = True,
-    amp: bool = False,
-) -> dict:
-    """Train ``model`` in place (on its current device), one epoch per row of ``orders``.
+    log_every: int = 50,
+) -> FitResult:
+    """Train ``model`` in place (on its current device); the same contract as ``jax_impl.train.fit``.
 
-    Same contract and return value as ``jax_impl.train.fit``: ``N // batch_size``
-    full batches per epoch in the given order, dropout on in training and off
-    in validation, optional ``shifts`` (``[epochs, N, 2]``, augmentation) and
-    ``label_smoothing`` (training loss only); ``amp``: bfloat16 autocast on a CUDA
-    device (no loss scaling needed). Returns ``history``, ``train_time_s``, ``compile_time_s`` (0 in
-    eager mode), ``warmup_time_s``, ``steps_per_epoch``, ``images_per_epoch``,
-    ``train_loss``.
+    ``N // batch_size`` full batches per epoch in that epoch's order (``orders``,
+    or drawn from ``config.seed`` exactly as the JAX side draws them), optional
+    ``shifts`` (drawn likewise when ``config.augment_shift`` is set), dropout on in
+    training and off in validation. ``optimizer``: a factory called with the
+    trainable parameters (``functools.partial(torch.optim.RMSprop, lr=1e-3)``), used
+    as it is instead of the one the config names. ``config.amp``: bfloat16 autocast,
+    on a CUDA device only. Raises FloatingPointError when the running loss stops being finite.
     """
-    orders = np.asarray(orders)
-    epochs, n = orders.shape
+    n = len(images)
+    if len(labels) != n:
+        raise ValueError(f"{n} images but {len(labels)} labels")
+    orders, shifts, max_shift = training_tables(n, config, orders, shifts)
+    batch_size = config.batch_size
     steps = n // batch_size
     if steps == 0:
         raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
     device = _model_device(model)
-    if amp and device.type != "cuda":
+    if config.amp and device.type != "cuda":
         raise ValueError(f"mixed precision (amp) needs a CUDA device, not {device.type}")
-    opt, sched = make_optimizer(
-        optimizer, model, lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
-        total_steps=epochs * steps, warmup_steps=warmup_steps,
-    )
-    max_shift = int(np.abs(shifts).max()) if shifts is not None and shifts.size else 0
+    total_steps = config.epochs * steps
+    if optimizer is None:
+        opt, sched = make_optimizer(
+            config.optimizer, model, config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+            schedule=config.schedule, total_steps=total_steps, warmup_steps=config.warmup_steps,
+        )
+        lr_at = lambda step: config.lr_at(step, total_steps)  # noqa: E731
+    else:
+        opt, sched = optimizer([p for p in model.parameters() if p.requires_grad]), None
+        lr_at = lambda step: opt.param_groups[0]["lr"]  # noqa: E731
     x_train = preprocess(images, device)  # on the device once, [N, 1, 28, 28]
-    y_train = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
+    y_train = _labels(labels, device)
     if val_images is not None:
-        x_val = preprocess(val_images, device)
-        y_val = torch.as_tensor(np.asarray(val_labels), dtype=torch.long, device=device)
+        x_val, y_val = preprocess(val_images, device), _labels(val_labels, device)
 
     history, warmup_time = [], 0.0
     model.train()
-    for epoch in range(epochs):
+    for epoch in range(config.epochs):
         # order [steps, B] and shifts [steps, B, 2]: one transfer per epoch
         order = torch.from_numpy(orders[epoch, : steps * batch_size].reshape(steps, batch_size)).to(device)
-        if max_shift:
+        shift = None
+        if shifts is not None:
             shift = torch.from_numpy(shifts[epoch, : steps * batch_size].reshape(steps, batch_size, 2)).to(device)
-        loss_sum = torch.zeros((), device=device)
-        bar = tqdm(total=steps, desc=f"torch epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        bar = EpochProgress("torch", epoch, config.epochs, steps, batch_size, enabled=progress, log_every=log_every)
         synchronize(device)
         t_epoch = time.perf_counter()
-        last_logged, t_last = 0, t_epoch
-        for step in range(steps):
-            idx = order[step]
-            x = x_train[idx]  # [B, 1, 28, 28]
-            if max_shift:
-                x = shift_images(x, shift[step], max_shift, BACKGROUND)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = _training_loss(model, x, y_train[idx], label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss.detach()
-            if epoch == 0 and step == 0:
-                synchronize(device)
-                warmup_time = time.perf_counter() - t_epoch
-            if (step + 1) % log_every == 0 or step + 1 == steps:
-                running = loss_sum.item() / (step + 1)  # host sync every log_every steps only
-                if not math.isfinite(running):
-                    bar.close()
-                    raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}, step {step + 1}")
-                now = time.perf_counter()
-                bar.update(step + 1 - last_logged)
-                bar.set_postfix(loss=f"{running:.4f}", img_s=f"{(step + 1 - last_logged) * batch_size / (now - t_last):.0f}")
-                last_logged, t_last = step + 1, now
+        loss_sum, first_step_s = train_epoch(
+            model, opt, sched, (x_train, y_train), order, shift, max_shift=max_shift, task=task,
+            label_smoothing=config.label_smoothing, amp=config.amp, progress=bar, time_first=epoch == 0)
         synchronize(device)
         epoch_time = time.perf_counter() - t_epoch
         bar.close()
-        entry = {
-            "epoch": epoch + 1,
-            "train_loss": loss_sum.item() / steps,
-            "epoch_time_s": epoch_time,
-            "images_per_s": steps * batch_size / epoch_time,
-            "lr": lr * sched.lr_lambdas[0]((epoch + 1) * steps - 1),  # the last step's rate
-        }
-        if val_images is not None and _predicts(model):
-            predictions = _predict_eval(model, x_val, eval_batch_size)["prediction"]
-            entry["val_accuracy"] = float((predictions == np.asarray(val_labels)).mean())
-        elif val_images is not None:
-            entry |= {f"val_{k}": v for k, v in _summary(*_forward_eval(model, x_val, y_val, eval_batch_size), np.asarray(val_labels)).items()}
-        history.append(entry)
+        if epoch == 0:
+            warmup_time = first_step_s
+        val = {}
+        if val_images is not None:
+            summary = task.summary(_outputs(model, task, x_val, y_val, config.eval_batch_size), np.asarray(val_labels))
+            val = {"val_loss": summary["loss"], "val_accuracy": summary["accuracy"]}
+        stats = EpochStats(epoch + 1, loss_sum.item() / steps, epoch_time, steps * batch_size / epoch_time,
+                           lr_at((epoch + 1) * steps - 1), **val)
+        history.append(stats)
         if progress:
-            val = f", val acc {entry['val_accuracy']:.2%}" if "val_accuracy" in entry else ""
-            tqdm.write(f"torch epoch {epoch + 1}/{epochs}: loss {entry['train_loss']:.4f}{val}, "
-                       f"{epoch_time:.1f} s, {entry['images_per_s']:.0f} images/s", file=sys.stderr)
+            print_epoch("torch", config.epochs, stats)
 
-    return {
-        "history": history,
-        "train_loss": history[-1]["train_loss"] if history else float("nan"),
-        "train_time_s": sum(h["epoch_time_s"] for h in history),
-        "compile_time_s": 0.0,
-        "warmup_time_s": warmup_time,
-        "steps_per_epoch": steps,
-        "images_per_epoch": steps * batch_size,
-    }
+    return FitResult(history=history, train_time_s=sum(h.epoch_time_s for h in history), compile_time_s=0.0,
+                     warmup_time_s=warmup_time, steps_per_epoch=steps, batch_size=batch_size)

@@ -1,4 +1,8 @@
-"""Flax NNX models; each takes float NHWC images and returns logits."""
+"""Flax NNX models; each takes float NHWC images and returns logits.
+
+``kernels="auto" | "stock" | "tuned"`` picks plain Flax layers or the XLA-CPU
+fast paths of ``jax_impl.kernels`` (same parameters, same values).
+"""
 
 from jax_impl.models.cnn import CNN, count_params
 from jax_impl.models.vit import VARIANTS as VIT_VARIANTS

@@ -1,17 +1,15 @@
-"""The lab's Part 1 CNN in Flax NNX.
+"""The lab's CNN in Flax NNX: two convolution blocks and two dense layers, the twin of ``torch_ref.models.CNN``.
 
 conv1 (3x3, stride 1, pad 1) -> ReLU -> 2x2 max pool
 conv2 (3x3, stride 1, pad 1) -> ReLU -> 2x2 max pool
 flatten -> fc1 (128) -> ReLU -> dropout(0.5) -> fc2 (10)
 
-Attribute names and parameter shapes mirror ``torch_ref.models.cnn.CNN``
-(each in its framework's layout: conv kernels HWIO here, OIHW there; dense
-kernels (in, out) here, (out, in) there). The flatten before ``fc1`` is in
-NHWC order here and NCHW order in PyTorch; the weight converter handles it.
-
-Initialisation is PyTorch's default, chosen explicitly so that both
-frameworks start from the same distribution: weights and biases uniform in
-+-1/sqrt(fan_in) (``kaiming_uniform(a=sqrt(5))`` is exactly that).
+Attribute names and parameter shapes mirror the PyTorch twin, each in its
+framework's layout (conv kernels HWIO here, OIHW there; dense kernels
+(in, out) here, (out, in) there); the flatten is in NHWC order here, NCHW
+there, and ``parity.convert`` handles both. Weights start from PyTorch's
+default distribution (uniform in +-1/sqrt(fan_in)), so both frameworks train
+from the same kind of start.
 """
 
 from __future__ import annotations
@@ -20,13 +18,17 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jax_impl.models.conv import conv_relu_pool
 from jax_impl.models.init import torch_default_bias_init, torch_default_kernel_init
-from jax_impl.models.layers import Dropout
 
 
 class CNN(nnx.Module):
-    """Small MNIST CNN; takes float NHWC ``[B, 28, 28, 1]``, returns logits ``[B, 10]``."""
+    """Small MNIST CNN: float NHWC ``[B, 28, 28, 1]`` -> logits ``[B, 10]``.
+
+    ``kernels``: ``"stock"`` runs the Flax layers below; ``"tuned"`` runs the same
+    parameters through ``jax_impl.kernels`` (equal logits and gradients, faster on
+    XLA CPU); ``"auto"`` is tuned on the CPU backend, stock elsewhere. The resolved
+    choice is ``model.kernels``.
+    """
 
     def __init__(
         self,
@@ -41,43 +43,47 @@ class CNN(nnx.Module):
         num_classes: int = 10,
         image_size: int = 28,
         in_channels: int = 1,
+        kernels: str = "auto",
         rngs: nnx.Rngs,
     ):
+        from jax_impl import kernels as kernel_choice
+
+        self.kernels = kernel_choice.resolve(kernels)
+        layers = kernel_choice.layers(self.kernels)
         self.pool, self.stride, self.padding = pool, stride, padding
-        conv_kw = dict(
-            kernel_size=(kernel_size, kernel_size),
-            strides=(stride, stride),
-            padding=((padding, padding), (padding, padding)),
-            kernel_init=torch_default_kernel_init,
-            rngs=rngs,
-        )
         c1, c2 = channels
         fan_k = kernel_size * kernel_size
-        self.conv1 = nnx.Conv(in_channels, c1, bias_init=torch_default_bias_init(fan_k * in_channels), **conv_kw)
-        self.conv2 = nnx.Conv(c1, c2, bias_init=torch_default_bias_init(fan_k * c1), **conv_kw)
+
+        def conv(c_in: int, c_out: int) -> nnx.Conv:
+            return nnx.Conv(c_in, c_out, kernel_size=(kernel_size, kernel_size), strides=(stride, stride),
+                            padding=((padding, padding), (padding, padding)), kernel_init=torch_default_kernel_init,
+                            bias_init=torch_default_bias_init(fan_k * c_in), rngs=rngs)
+
+        def linear(d_in: int, d_out: int) -> nnx.Linear:
+            return nnx.Linear(d_in, d_out, kernel_init=torch_default_kernel_init,
+                              bias_init=torch_default_bias_init(d_in), rngs=rngs)
+
+        self.conv1 = conv(in_channels, c1)
+        self.conv2 = conv(c1, c2)
         side = image_size
         for _ in range(2):  # conv (stride, padding), then pool
             side = (side + 2 * padding - kernel_size) // stride + 1
             side //= pool
-        flat = side * side * c2
-        self.fc1 = nnx.Linear(flat, hidden, kernel_init=torch_default_kernel_init,
-                              bias_init=torch_default_bias_init(flat), rngs=rngs)
-        self.dropout = Dropout(dropout, rngs=rngs)
-        self.fc2 = nnx.Linear(hidden, num_classes, kernel_init=torch_default_kernel_init,
-                              bias_init=torch_default_bias_init(hidden), rngs=rngs)
+        self.fc1 = linear(side * side * c2, hidden)
+        self.dropout = layers.Dropout(dropout, rngs=rngs)
+        self.fc2 = linear(hidden, num_classes)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self._block(self.conv1, x)  # [B, 14, 14, 32]
-        x = self._block(self.conv2, x)  # [B, 7, 7, 64]
+        if self.kernels == "tuned":
+            from jax_impl.kernels import forward
+
+            return forward.cnn(self, x)
+        window = (self.pool, self.pool)
+        x = nnx.max_pool(nnx.relu(self.conv1(x)), window, strides=window)  # [B, 14, 14, 32]
+        x = nnx.max_pool(nnx.relu(self.conv2(x)), window, strides=window)  # [B, 7, 7, 64]
         x = x.reshape(x.shape[0], -1)  # [B, 7*7*64], H-W-C order
         x = self.dropout(nnx.relu(self.fc1(x)))  # [B, 128]
         return self.fc2(x)  # [B, 10]
-
-    def _block(self, conv: nnx.Conv, x: jax.Array) -> jax.Array:
-        """``max_pool(relu(conv(x)))``, the same maths as ``nnx.Conv`` then ReLU then pooling, written
-        for XLA CPU's sake (``jax_impl.models.conv``); the parameters stay those of ``conv``."""
-        return conv_relu_pool(x, conv.kernel[...], conv.bias[...], stride=self.stride, padding=self.padding,
-                              window=self.pool)
 
 
 def count_params(model: nnx.Module) -> int:

@@ -1,18 +1,13 @@
-"""A Vision Transformer written from scratch in Flax NNX (the lab's Part 2).
+"""A Vision Transformer written from scratch in Flax NNX, the twin of ``torch_ref.models.ViT``.
 
 patch_embed (conv, kernel = stride = patch) -> tokens, + cls_token, + pos_embed
 -> dropout -> blocks[i]: x + attn(norm1(x)), then x + mlp(norm2(x))  (pre-LN)
 -> norm -> the class token -> head
 
 Attention is written out (q, k, v, scaled dot product, softmax, proj) so every
-weight maps one to one onto ``torch_ref.models.vit.ViT``, whose attribute names
-and parameter shapes this mirrors (kernels in Flax layout: HWIO, (in, out)).
-For speed on XLA CPU (measured; see ``jax_impl.models.layers``), q, k and v are
-computed as one product with their kernels concatenated at call time, and the
-dense layers and LayerNorms work on the flattened ``[B*T, D]`` tokens; the
-parameters stay exactly those of the PyTorch twin.
-
-The defaults that differ between the frameworks are fixed here and there:
+weight maps one to one onto the PyTorch twin, whose attribute names and
+parameter shapes this mirrors (kernels in Flax layout: HWIO, (in, out)). The
+defaults that differ between the frameworks are fixed the same in both:
 LayerNorm epsilon 1e-6 with the two-pass variance, exact (erf) GELU, weights
 from a normal of std 0.02 truncated at +-2 std, biases 0, LayerNorm scale 1,
 class token 0.
@@ -25,8 +20,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 from flax import nnx
-
-from jax_impl.models.layers import Dropout, LayerNorm, Linear
 
 LN_EPS = 1e-6
 INIT_STD = 0.02
@@ -51,35 +44,51 @@ VARIANTS = {
 DEFAULT_VARIANT = "tiny/7"
 
 
-def _linear(d_in: int, d_out: int, rngs: nnx.Rngs) -> nnx.Linear:
-    return Linear(d_in, d_out, kernel_init=weight_init, bias_init=nnx.initializers.zeros, rngs=rngs)
+def _linear(layers, d_in: int, d_out: int, rngs: nnx.Rngs) -> nnx.Linear:
+    return layers.Linear(d_in, d_out, kernel_init=weight_init, bias_init=nnx.initializers.zeros, rngs=rngs)
 
 
-def _layer_norm(d: int, rngs: nnx.Rngs) -> nnx.LayerNorm:
-    return LayerNorm(d, epsilon=LN_EPS, use_fast_variance=False, rngs=rngs)
+def _layer_norm(layers, d: int, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    return layers.LayerNorm(d, epsilon=LN_EPS, use_fast_variance=False, rngs=rngs)
+
+
+def _layers(kernels: str):
+    """The layer classes for a resolved ``kernels`` choice (``jax_impl.kernels.layers``)."""
+    from jax_impl import kernels as kernel_choice
+
+    return kernel_choice.layers(kernels)
 
 
 class Attention(nnx.Module):
-    """Multi-head self-attention with separate q, k, v projections."""
+    """Multi-head self-attention with separate q, k, v projections: ``[B, T, D] -> [B, T, D]``.
 
-    def __init__(self, width: int, heads: int, *, dropout: float, rngs: nnx.Rngs):
+    ``fused_qkv`` computes the three projections as one product (``jax_impl.kernels.forward.qkv``).
+    """
+
+    def __init__(self, width: int, heads: int, *, dropout: float, kernels: str = "stock", rngs: nnx.Rngs):
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
+        layers = _layers(kernels)
         self.heads = heads
-        self.q = _linear(width, width, rngs)
-        self.k = _linear(width, width, rngs)
-        self.v = _linear(width, width, rngs)
-        self.proj = _linear(width, width, rngs)
-        self.dropout = Dropout(dropout, rngs=rngs)
+        self.fused_qkv = kernels == "tuned"
+        self.q = _linear(layers, width, width, rngs)
+        self.k = _linear(layers, width, width, rngs)
+        self.v = _linear(layers, width, width, rngs)
+        self.proj = _linear(layers, width, width, rngs)
+        self.dropout = layers.Dropout(dropout, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         b, t, d = x.shape
         h = self.heads
-        # q, k and v as one [B*T, D] x [D, 3D] product (their parameters stay separate, as in PyTorch)
-        kernel = jnp.concatenate([self.q.kernel[...], self.k.kernel[...], self.v.kernel[...]], axis=1)
-        bias = jnp.concatenate([self.q.bias[...], self.k.bias[...], self.v.bias[...]])
-        qkv = (x.reshape(b * t, d) @ kernel + bias).reshape(b, t, 3, h, d // h)  # [B, T, 3, H, D/H]
-        q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # each [B, H, T, D/H]
+        if self.fused_qkv:
+            from jax_impl.kernels.forward import qkv
+
+            q, k, v = qkv(self, x)
+        else:
+            def split(y):  # [B, T, D] -> [B, H, T, D/H]
+                return y.reshape(b, t, h, d // h).transpose(0, 2, 1, 3)
+
+            q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
         scores = q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(jnp.float32(d // h))  # [B, H, T, T]
         weights = jax.nn.softmax(scores, axis=-1)
         out = (weights @ v).transpose(0, 2, 1, 3).reshape(b, t, d)  # [B, T, D]
@@ -87,10 +96,13 @@ class Attention(nnx.Module):
 
 
 class MLP(nnx.Module):
-    def __init__(self, width: int, mlp_dim: int, *, dropout: float, rngs: nnx.Rngs):
-        self.fc1 = _linear(width, mlp_dim, rngs)
-        self.fc2 = _linear(mlp_dim, width, rngs)
-        self.dropout = Dropout(dropout, rngs=rngs)
+    """fc1 -> exact GELU -> dropout -> fc2 -> dropout: ``[B, T, D] -> [B, T, D]``."""
+
+    def __init__(self, width: int, mlp_dim: int, *, dropout: float, kernels: str = "stock", rngs: nnx.Rngs):
+        layers = _layers(kernels)
+        self.fc1 = _linear(layers, width, mlp_dim, rngs)
+        self.fc2 = _linear(layers, mlp_dim, width, rngs)
+        self.dropout = layers.Dropout(dropout, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.dropout(nnx.gelu(self.fc1(x), approximate=False))
@@ -100,11 +112,12 @@ class MLP(nnx.Module):
 class Block(nnx.Module):
     """Pre-LayerNorm encoder block."""
 
-    def __init__(self, cfg: ViTConfig, *, dropout: float, rngs: nnx.Rngs):
-        self.norm1 = _layer_norm(cfg.width, rngs)
-        self.attn = Attention(cfg.width, cfg.heads, dropout=dropout, rngs=rngs)
-        self.norm2 = _layer_norm(cfg.width, rngs)
-        self.mlp = MLP(cfg.width, cfg.mlp_dim, dropout=dropout, rngs=rngs)
+    def __init__(self, cfg: ViTConfig, *, dropout: float, kernels: str = "stock", rngs: nnx.Rngs):
+        layers = _layers(kernels)
+        self.norm1 = _layer_norm(layers, cfg.width, rngs)
+        self.attn = Attention(cfg.width, cfg.heads, dropout=dropout, kernels=kernels, rngs=rngs)
+        self.norm2 = _layer_norm(layers, cfg.width, rngs)
+        self.mlp = MLP(cfg.width, cfg.mlp_dim, dropout=dropout, kernels=kernels, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x + self.attn(self.norm1(x))
@@ -112,8 +125,10 @@ class Block(nnx.Module):
 
 
 class ViT(nnx.Module):
-    """ViT classifier; takes float NHWC ``[B, 28, 28, 1]``, returns logits ``[B, 10]``.
+    """ViT classifier: float NHWC ``[B, 28, 28, 1]`` -> logits ``[B, 10]``.
 
+    ``kernels`` as for ``CNN`` (``"auto"``: the XLA-CPU layers on the CPU backend,
+    Flax's own elsewhere; resolved into ``model.kernels``).
     ``model(x, return_intermediates=True)`` returns ``(logits, dict)`` with
     ``embeddings`` ``[B, T, D]`` (after position embeddings), ``block_<i>``
     ``[B, T, D]`` and ``pre_logits`` ``[B, D]``, for block-by-block checks.
@@ -130,14 +145,19 @@ class ViT(nnx.Module):
         image_size: int = 28,
         in_channels: int = 1,
         dropout: float = 0.1,
+        kernels: str = "auto",
         rngs: nnx.Rngs,
     ):
+        from jax_impl import kernels as kernel_choice
+
         if variant not in VARIANTS:
             raise ValueError(f"unknown ViT variant {variant!r} (choose from {', '.join(VARIANTS)})")
         cfg = self.config = VARIANTS[variant]
         if image_size % cfg.patch:
             raise ValueError(f"image size {image_size} is not divisible by patch {cfg.patch}")
         self.variant = variant
+        self.kernels = kernel_choice.resolve(kernels)
+        layers = _layers(self.kernels)
         tokens = (image_size // cfg.patch) ** 2 + 1
         self.patch_embed = nnx.Conv(
             in_channels, cfg.width, kernel_size=(cfg.patch, cfg.patch), strides=(cfg.patch, cfg.patch),
@@ -145,10 +165,11 @@ class ViT(nnx.Module):
         )
         self.cls_token = nnx.Param(jnp.zeros((1, 1, cfg.width)))
         self.pos_embed = nnx.Param(weight_init(rngs.params(), (1, tokens, cfg.width)))
-        self.dropout = Dropout(dropout, rngs=rngs)
-        self.blocks = nnx.List([Block(cfg, dropout=dropout, rngs=rngs) for _ in range(cfg.depth)])
-        self.norm = _layer_norm(cfg.width, rngs)
-        self.head = _linear(cfg.width, num_classes, rngs)
+        self.dropout = layers.Dropout(dropout, rngs=rngs)
+        self.blocks = nnx.List([Block(cfg, dropout=dropout, kernels=self.kernels, rngs=rngs)
+                                for _ in range(cfg.depth)])
+        self.norm = _layer_norm(layers, cfg.width, rngs)
+        self.head = _linear(layers, cfg.width, num_classes, rngs)
 
     def forward_features(self, x: jax.Array, intermediates: dict | None = None) -> jax.Array:
         x = self.patch_embed(x)  # [B, H/p, W/p, D]

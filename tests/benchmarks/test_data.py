@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.data import (
-    DEFAULT_DATA_DIR, MNIST_FILES, DataError, epoch_orders, load_idx, load_mnist, load_tfds, train_val_split,
+    DEFAULT_DATA_DIR, MNIST_FILES, DataError, load_idx, load_mnist, load_tfds, train_val_split,
 )
 
 
@@ -60,16 +60,6 @@ def test_split_is_seeded_disjoint_and_subsettable():
         train_val_split(60000, val_size=5000, train_size=55001)
 
 
-def test_epoch_orders_are_seeded_permutations():
-    orders = epoch_orders(100, 3, seed=7)
-    assert orders.shape == (3, 100)
-    for row in orders:
-        assert sorted(row.tolist()) == list(range(100))
-    assert not np.array_equal(orders[0], orders[1])
-    np.testing.assert_array_equal(orders, epoch_orders(100, 3, seed=7))
-    assert not np.array_equal(orders, epoch_orders(100, 3, seed=8))
-
-
 def test_missing_folder_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="data folder not found"):
         load_mnist(tmp_path / "nope")
@@ -98,14 +88,3 @@ def copy_of_mnist(tmp_path):
     folder = tmp_path / "mnist"
     shutil.copytree(DEFAULT_DATA_DIR, folder)
     return folder
-
-
-def test_random_shifts_are_seeded_bounded_and_apart_from_the_orders():
-    from benchmarks.data import random_shifts
-
-    shifts = random_shifts(1000, 2, 2, seed=3)
-    assert shifts.shape == (2, 1000, 2) and shifts.dtype == np.int8
-    assert shifts.min() == -2 and shifts.max() == 2
-    np.testing.assert_array_equal(shifts, random_shifts(1000, 2, 2, seed=3))
-    assert not np.array_equal(shifts, random_shifts(1000, 2, 2, seed=4))
-    np.testing.assert_array_equal(epoch_orders(1000, 2, 3), epoch_orders(1000, 2, 3))  # orders unaffected

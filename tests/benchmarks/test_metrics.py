@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.metrics import classification_metrics, cross_entropy, steady_state_images_per_s
+from benchmarks.metrics import classification_metrics, cross_entropy
 
 
 def _one_hot_logits(preds):
@@ -48,11 +48,3 @@ def test_cross_entropy_by_hand():
     assert cross_entropy(np.zeros((4, 10)), np.array([0, 1, 2, 3])) == pytest.approx(math.log(10))
     logits = np.array([[math.log(3.0), 0.0] + [-np.inf] * 8])  # p = 3/4 for class 0
     assert cross_entropy(logits, np.array([0])) == pytest.approx(-math.log(0.75))
-
-
-def test_steady_state_throughput():
-    history = [{"epoch_time_s": 10.0, "images_per_s": 100.0}, {"epoch_time_s": 4.0}, {"epoch_time_s": 6.0}]
-    # epochs 2 and 3: 2 * 1000 images in 10 s
-    assert steady_state_images_per_s(history, images_per_epoch=1000, batch_size=100, warmup_time_s=5) == 200
-    # one epoch: drop the first step's 100 images and its 5 s
-    assert steady_state_images_per_s(history[:1], images_per_epoch=1000, batch_size=100, warmup_time_s=5) == 180

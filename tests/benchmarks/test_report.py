@@ -11,7 +11,7 @@ import math
 import pytest
 from cli_helpers import assert_one_line_error, run_cli
 
-from benchmarks import report
+from benchmarks.report import blocks, compare, files, summary, tables
 from benchmarks.stats import format_ci, format_mean_std, summarize, summary_by_group
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -58,7 +58,7 @@ def results():
                            "torch": {"versions": {"torch": "2.14.1"}, "device": "cpu: Test CPU", "threads": 2}},
         },
         "runs": runs,
-        "throughput_ratios": report.throughput_ratios(runs),
+        "throughput_ratios": summary.throughput_ratios(runs),
     }
 
 
@@ -89,15 +89,14 @@ def test_groups_pool_seeds_per_model_and_framework(results):
 
 
 def test_csv_has_one_row_per_run_with_the_columns(results):
-    rows = list(csv.DictReader(io.StringIO(report.results_csv(results["runs"]))))
-    assert len(rows) == 7 and list(rows[0]) == list(report.CSV_COLUMNS)
+    rows = list(csv.DictReader(io.StringIO(tables.results_csv(results["runs"]))))
+    assert len(rows) == 7 and list(rows[0]) == list(tables.CSV_COLUMNS)
     assert rows[0]["framework"] == "jax" and float(rows[0]["test_accuracy"]) == 0.9934
     assert rows[-1]["variant"] == "tiny/7" and rows[0]["variant"] == "" and rows[0]["image_size"] == ""
 
 
 def test_summary_table_rows(results):
-    table = report.summary_table(results["runs"])
-    lines = table.splitlines()
+    lines = summary.summary_table(results["runs"]).splitlines()
     assert lines[0].split("|")[1].strip() == "model" and "test acc 95% CI" in lines[0]
     cnn_jax = [c.strip() for c in lines[2].strip("|").split("|")]
     assert cnn_jax[:4] == ["cnn", "jax", "random init", "0,1,2"]
@@ -106,7 +105,7 @@ def test_summary_table_rows(results):
 
 
 def test_write_results_makes_every_file_and_valid_pngs(tmp_path, results):
-    report.write_results(tmp_path, results)
+    files.write_results(tmp_path, results)
     for name in ("results.json", "results.md", "results.csv", "report.md", *report_plots()):
         assert (tmp_path / name).is_file(), name
     for name in report_plots():
@@ -120,7 +119,7 @@ def test_write_results_makes_every_file_and_valid_pngs(tmp_path, results):
 
 
 def report_plots():
-    from benchmarks.plots import PLOTS
+    from benchmarks.report.plots import PLOTS
 
     return list(PLOTS)
 
@@ -153,8 +152,8 @@ def test_report_cli_compares_two_runs(tmp_path, results):
 def test_readme_section_is_replaced_between_markers(tmp_path, results):
     (tmp_path / "results.json").write_text(json.dumps(results))
     readme = tmp_path / "README.md"
-    begin, end = report.readme_markers(tmp_path.as_posix())
-    other = report.readme_markers("docs/results/other")
+    begin, end = blocks.markers(tmp_path.as_posix())
+    other = blocks.markers("docs/results/other")
     readme.write_text(f"# Title\n\nbefore\n\n{begin}\nold text\n{end}\n\n{other[0]}\nkeep\n{other[1]}\nafter\n")
     proc = run_cli(str(tmp_path), "--readme", str(readme), "--no-plots", module="benchmarks.report")
     assert proc.returncode == 0, proc.stderr
@@ -190,7 +189,7 @@ def test_readme_without_markers_is_refused_and_left_alone(tmp_path, results):
 
 
 def test_parity_summary_goes_into_the_readme(tmp_path):
-    from parity.run import summary
+    from parity.run import summary as parity_summary
 
     report = {"command": "python -m parity.run --model cnn", "device": "cpu", "tolerances": {},
               "checks": [{"model": "cnn", "check": "forward (torch init, mnist_batch)", "max_abs_diff": 1.2e-7,
@@ -200,14 +199,14 @@ def test_parity_summary_goes_into_the_readme(tmp_path):
               "timing": {"cnn": {"jax": {"compile_time_s": 0.8, "step_time_ms": 17.0},
                                  "torch": {"compile_time_s": 0.0, "step_time_ms": 19.0}, "jax_over_torch_speed": 1.12}},
               "training": {}}
-    text = summary(report)
-    assert "| 1e-05 | 3e-07 | passed |" in text and "| cnn | 0.80 | 17.0 | 19.0 | 1.12x |" in text
+    text = parity_summary(report)
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]
+    assert ["1e-05", "3e-07", "passed"] == rows[2][1:] and ["cnn", "0.80", "17.0", "19.0", "1.12x"] in rows
     folder = tmp_path / "parity"
     folder.mkdir()
     (folder / "summary.md").write_text(text)
     readme = tmp_path / "README.md"
-    begin, end = report_markers = __import__("benchmarks.report", fromlist=["readme_markers"]).readme_markers(
-        folder.as_posix())
+    begin, end = report_markers = blocks.markers(folder.as_posix())
     readme.write_text(f"x\n{begin}\n{end}\ny\n")
     proc = run_cli(str(folder), "--readme", str(readme), module="benchmarks.report")
     assert proc.returncode == 0, proc.stderr
@@ -230,7 +229,7 @@ def _collection(tmp_path, results):
 def test_time_to_accuracy_picks_the_quickest_setting_where_every_seed_reached_the_mark(tmp_path, results):
     named = _collection(tmp_path, results)
     rows = {tuple(c.strip() for c in line.strip("|").split("|")[:4])
-            for line in report.time_to_accuracy_table(named).splitlines()[2:]}
+            for line in compare.time_to_accuracy_table(named).splitlines()[2:]}
     assert ("cnn", "jax", "99.0%", "fast") in rows  # every JAX seed >= 99.0% in the fast folder
     assert ("cnn", "jax", "99.4%", "not reached (best: slow, mean 99.33%)") in rows
     assert ("cnn", "torch", "99.0%", "slow") in rows  # fast torch seeds are below 99.0%
@@ -240,7 +239,7 @@ def test_time_to_accuracy_picks_the_quickest_setting_where_every_seed_reached_th
 def test_collection_rerenders_each_folder_and_writes_one_readme_block(tmp_path, results):
     _collection(tmp_path, results)
     readme = tmp_path / "README.md"
-    begin, end = report.readme_markers(tmp_path.as_posix())
+    begin, end = blocks.markers(tmp_path.as_posix())
     readme.write_text(f"# T\n\n{begin}\n{end}\n")
     proc = run_cli(str(tmp_path), "--readme", str(readme), "--no-plots", module="benchmarks.report")
     assert proc.returncode == 0, proc.stderr
@@ -252,16 +251,16 @@ def test_collection_rerenders_each_folder_and_writes_one_readme_block(tmp_path, 
 def test_flop_counts_are_reported_for_cpu_runs_only(results):
     cpu = dict(results["runs"][0], train_flops_per_image=23.6e6, achieved_gflop_s=140.0)
     gpu = dict(cpu, device="gpu: Test GPU")
-    assert report.counted_flops(cpu) == 23.6e6 and report.counted_flops(gpu) is None
-    rows = list(csv.DictReader(io.StringIO(report.results_csv([cpu, gpu]))))
+    assert tables.counted_flops(cpu) == 23.6e6 and tables.counted_flops(gpu) is None
+    rows = list(csv.DictReader(io.StringIO(tables.results_csv([cpu, gpu]))))
     assert rows[0]["train_flops_per_image"] == "23600000.0" and rows[1]["train_flops_per_image"] == ""
 
 
 def test_malloc_settings_are_shown_in_the_environment(results):
     host = dict(results["environment"]["host"], malloc={"M_MMAP_MAX": 0, "M_ARENA_MAX": 1})
-    line = report.environment_lines(dict(results["environment"], host=host))[1]
+    line = tables.environment_lines(dict(results["environment"], host=host))[1]
     assert line.endswith("; malloc: M_MMAP_MAX 0, M_ARENA_MAX 1")
-    assert "malloc" not in report.environment_lines(results["environment"])[1]  # older files: nothing claimed
+    assert "malloc" not in tables.environment_lines(results["environment"])[1]  # older files: nothing claimed
 
 
 def test_git_commit_prefers_the_commit_the_caller_names(monkeypatch):

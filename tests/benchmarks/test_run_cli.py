@@ -10,7 +10,7 @@ from benchmarks.run import build_parser
 from cli_helpers import assert_one_line_error, run_cli
 
 RUN_KEYS = {
-    "framework", "model", "optimizer", "epochs", "batch_size", "lr", "seed", "preset", "weights",
+    "framework", "model", "kernels", "optimizer", "epochs", "batch_size", "lr", "seed", "preset", "weights",
     "train_loss", "test_loss", "test_accuracy", "test_macro_f1", "train_time_s", "compile_time_s",
     "images_per_s", "params", "history",
 }
@@ -42,11 +42,12 @@ def test_smoke_writes_results_with_the_agreed_keys(smoke_both):
         assert run["params"] == 421642 and run["images_per_s"] > 0 and run["train_time_s"] > 0
         assert {"epoch", "train_loss", "val_loss", "val_accuracy", "epoch_time_s", "lr"} <= set(run["history"][0])
     assert results["runs"][0]["compile_time_s"] > 0
+    assert [r["kernels"] for r in results["runs"]] == ["tuned", None, "tuned", None]  # auto on a CPU: tuned
     assert (out / "results.md").read_text().startswith("# MNIST benchmark results")
 
 
 def test_seeds_write_the_study_files(smoke_both):
-    from benchmarks.plots import PLOTS
+    from benchmarks.report.plots import PLOTS
 
     proc, out, results = smoke_both
     for name in ("results.json", "results.csv", "report.md", *PLOTS):
@@ -85,13 +86,13 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--epochs", "-1"], "--epochs must be at least 1"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--lr", "0"], "--lr must be positive"),
-    (["--preset", "huge"], "unknown preset 'huge'"),
-    (["--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'"),
-    (["--schedule", "step"], "unknown schedule 'step'"),
+    (["--preset", "huge"], "--preset 'huge' is unknown"),
+    (["--optimizer", "lbfgs"], "--optimizer 'lbfgs' is unknown"),
+    (["--schedule", "step"], "--schedule 'step' is unknown"),
     (["--data-source", "kaggle"], "unknown data source 'kaggle'"),
-    (["--model", "vit", "--variant", "huge/1"], "unknown variant 'huge/1'"),
+    (["--model", "vit", "--variant", "huge/1"], "--variant 'huge/1' is unknown for vit"),
     (["--model", "cnn", "--variant", "tiny/7"], "this model has no variants"),
-    (["--weight-decay", "0.1"], "--weight-decay needs --optimizer adamw"),
+    (["--weight-decay", "0.1"], "--weight-decay needs optimizer adamw"),
     (["--weight-decay", "-1", "--optimizer", "adamw"], "--weight-decay must be >= 0"),
     (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
     (["--augment-shift", "9"], "--augment-shift must be in [0, 8]"),
@@ -104,12 +105,16 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--model", "cnn,faster_rcnn"], "faster_rcnn is a torchvision model with no JAX port"),
     (["--model", "cnn", "--weights", "none"], "--weights does not apply to cnn"),
     (["--model", "vit", "--image-size", "64"], "--image-size does not apply to vit"),
-    (["--framework", "torch", "--model", "alexnet", "--image-size", "62"], "alexnet needs --image-size >= 63 px"),
-    (["--framework", "torch", "--model", "vgg16", "--image-size", "31"], "vgg16 needs --image-size >= 32 px"),
+    (["--framework", "torch", "--model", "alexnet", "--image-size", "62"], "--image-size must be >= 63 px for alexnet"),
+    (["--framework", "torch", "--model", "vgg16", "--image-size", "31"], "--image-size must be >= 32 px for vgg16"),
     (["--framework", "torch", "--model", "vgg16", "--detector", "resnet50_fpn_v2"], "--detector does not apply"),
-    (["--framework", "torch", "--model", "faster_rcnn", "--detector", "yolo"], "unknown variant 'yolo'"),
+    (["--framework", "torch", "--model", "faster_rcnn", "--detector", "yolo"], "--variant 'yolo' is unknown"),
     (["--framework", "torch", "--model", "faster_rcnn", "--freeze-features"], "--freeze-features does not apply"),
     (["--framework", "torch", "--model", "faster_rcnn", "--label-smoothing", "0.1"], "does not apply to faster_rcnn"),
+    (["--kernels", "fast"], "--kernels 'fast' is unknown (choose from auto, stock, tuned)"),
+    (["--framework", "torch", "--model", "vgg16", "--kernels", "stock"], "--kernels does not apply to vgg16"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--warmup-epochs", "-1"], "--warmup-epochs must be >= 0"),
     (["--framework", "torch", "--model", "vgg16", "--weights", "/nonexistent/vgg.pt"], "no such file"),
     (["--framework", "torch", "--model", "alexnet", "--amp", "--preset", "smoke"], "--amp needs a CUDA GPU"),
     (["--test-size", "0"], "--test-size must be in [1, 10000]"),
@@ -220,3 +225,16 @@ def test_model_all_with_jax_skips_the_torchvision_models(tmp_path):
     assert "skipping vgg16" in proc.stderr and "skipping faster_rcnn" in proc.stderr
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
     assert [(r["framework"], r["model"]) for r in runs] == [("jax", "cnn"), ("jax", "vit")]
+
+
+def test_kernels_stock_and_tuned_both_run_and_are_recorded(tmp_path):
+    """Each choice trains (the stock and tuned layers differ in their dropout masks only) and is recorded."""
+    for choice in ("stock", "tuned"):
+        out = tmp_path / choice
+        proc = run_cli("--model", "cnn", "--preset", "smoke", "--epochs", "1", "--train-size", "1024", "--val-size",
+                       "100", "--test-size", "500", "--kernels", choice, "--no-progress", "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+        (run,) = json.loads((out / "results.json").read_text())["runs"]
+        assert run["kernels"] == choice and run["framework"] == "jax"
+        assert json.loads((out / "results.json").read_text())["settings"]["cnn"]["kernels"] == choice
+        assert run["test_accuracy"] > 0.5

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from benchmarks.data import epoch_orders, train_val_split
+from benchmarks.data import train_val_split
 from jax_impl import train
 from jax_impl.models import VIT_VARIANTS, ViT, count_params
 from jax_impl.models.vit import Attention
+from mnist_common import TrainConfig
 
 
 @pytest.mark.parametrize("variant", list(VIT_VARIANTS))
@@ -83,17 +84,17 @@ def test_train_step_lowers_the_loss(mnist):
     model = ViT(rngs=nnx.Rngs(0))
     images, labels = mnist.train_images[:256], mnist.train_labels[:256]
     before = train.evaluate(model, images, labels)["loss"]
-    train.fit(model, images, labels, orders=epoch_orders(256, 6, 0), batch_size=64, optimizer="adamw", lr=2e-3,
-              weight_decay=0.05, label_smoothing=0.1, progress=False)
+    config = TrainConfig(epochs=6, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05, label_smoothing=0.1)
+    train.fit(model, images, labels, config, progress=False)
     assert train.evaluate(model, images, labels)["loss"] < 0.8 * before
 
 
 def test_short_run_reaches_nontrivial_accuracy(mnist):
     split = train_val_split(60000, val_size=1000, train_size=4000)
     model = ViT(rngs=nnx.Rngs(0))
-    train.fit(model, mnist.train_images[split.train], mnist.train_labels[split.train],
-              orders=epoch_orders(4000, 6, 0), batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05,
-              schedule="cosine", warmup_steps=20, progress=False)
+    config = TrainConfig(epochs=6, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05, schedule="cosine",
+                         warmup_steps=20)
+    train.fit(model, mnist.train_images[split.train], mnist.train_labels[split.train], config, progress=False)
     accuracy = train.evaluate(model, mnist.test_images[:2000], mnist.test_labels[:2000])["accuracy"]
     assert accuracy >= 0.6, accuracy
     assert count_params(model) == 205962

@@ -110,7 +110,9 @@ def test_label_smoothed_losses_agree():
 def test_learning_rate_curves_match_optax(schedule, warmup):
     total = 50
     optax_sched = jax_impl.optim.make_schedule(0.1, schedule=schedule, total_steps=total, warmup_steps=warmup)
-    torch_lrs = [0.1 * torch_ref.optim.schedule_factor(t, schedule=schedule, total_steps=total, warmup_steps=warmup)
+    from mnist_common.schedules import schedule_factor
+
+    torch_lrs = [0.1 * schedule_factor(t, schedule=schedule, total_steps=total, warmup_steps=warmup)
                  for t in range(total + 3)]
     np.testing.assert_allclose(torch_lrs, [float(optax_sched(t)) for t in range(total + 3)], rtol=1e-5, atol=1e-8)
 
@@ -141,7 +143,7 @@ def test_max_pool_gradient_matches_pytorch_even_with_ties():
     import torch
     import torch.nn.functional as F
 
-    from jax_impl.models.layers import max_pool
+    from jax_impl.kernels.pooling import max_pool
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 3, size=(4, 14, 14, 8)).astype(np.float32)  # values 0, 1, 2: ties everywhere
@@ -150,3 +152,24 @@ def test_max_pool_gradient_matches_pytorch_even_with_ties():
     xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)  # NHWC -> NCHW
     F.max_pool2d(xt, 2).backward(torch.tensor(g.transpose(0, 3, 1, 2)))
     np.testing.assert_array_equal(np.asarray(dx_jax), xt.grad.numpy().transpose(0, 2, 3, 1))
+
+
+def test_both_fits_draw_the_same_batches_and_shifts_from_the_seed(mnist):
+    """No orders given: each framework draws them (and the shifts) from config.seed. From the same weights,
+    dropout off, SGD, the two trained models must then agree: different batches would part them at once."""
+    from mnist_common import TrainConfig
+    from parity.checks import build_pair
+    from parity.convert import flax_params, table_for, torch_params, torch_to_flax_array
+
+    flax_model, torch_model = build_pair("cnn", 0, dropout=0.0)
+    config = TrainConfig(epochs=2, batch_size=64, optimizer="sgd", lr=0.05, augment_shift=2, seed=11)
+    images, labels = mnist.train_images[:384], mnist.train_labels[:384]
+    jax_result = jax_impl.train.fit(flax_model, images, labels, config, progress=False)
+    torch_result = torch_ref.train.fit(torch_model, images, labels, config, progress=False)
+    for a, b in zip(jax_result.history, torch_result.history):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4)
+    theirs = torch_params(torch_model)
+    ours = flax_params(flax_model)
+    for row in table_for(flax_model, torch_model):
+        np.testing.assert_allclose(ours[row.flax], torch_to_flax_array(row, theirs[row.torch]), rtol=0, atol=1e-4,
+                                   err_msg=row.flax)

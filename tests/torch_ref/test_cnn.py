@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.data import epoch_orders, train_val_split
+from benchmarks.data import train_val_split
+from mnist_common import MNIST_MEAN, MNIST_STD, TrainConfig
 from torch_ref import train
 from torch_ref.models import CNN, count_params
+from torch_ref.optim import make_optimizer
 
 
 def test_forward_shape_and_param_count():
@@ -20,7 +22,7 @@ def test_forward_shape_and_param_count():
 def test_preprocess_turns_nhwc_uint8_into_normalised_nchw(mnist):
     x = train.preprocess(mnist.test_images[:2], torch.device("cpu"))
     assert x.shape == (2, 1, 28, 28) and x.dtype == torch.float32
-    expected = (mnist.test_images[1, 10, 5, 0] / 255.0 - train.MNIST_MEAN) / train.MNIST_STD
+    expected = (mnist.test_images[1, 10, 5, 0] / 255.0 - MNIST_MEAN) / MNIST_STD
     assert x[1, 0, 10, 5].item() == pytest.approx(expected, rel=1e-6)
 
 
@@ -41,12 +43,12 @@ def test_training_steps_lower_the_loss(mnist, optimizer, lr):
     model = CNN()
     images, labels = mnist.train_images[:256], mnist.train_labels[:256]
     before = train.evaluate(model, images, labels)["loss"]
-    result = train.fit(model, images, labels, orders=epoch_orders(256, 5, 0), batch_size=64,
-                       optimizer=optimizer, lr=lr, progress=False)
+    result = train.fit(model, images, labels, TrainConfig(epochs=5, batch_size=64, optimizer=optimizer, lr=lr),
+                       progress=False)
     after = train.evaluate(model, images, labels)["loss"]
     assert after < 0.7 * before, (before, after)
-    assert len(result["history"]) == 5 and result["steps_per_epoch"] == 4
-    assert result["compile_time_s"] == 0.0 and result["train_time_s"] > 0
+    assert len(result.history) == 5 and result.steps_per_epoch == 4
+    assert result.compile_time_s == 0.0 and result.train_time_s > 0
 
 
 def test_short_run_reaches_nontrivial_accuracy(mnist):
@@ -55,25 +57,42 @@ def test_short_run_reaches_nontrivial_accuracy(mnist):
     model = CNN()
     result = train.fit(
         model, mnist.train_images[split.train], mnist.train_labels[split.train],
-        orders=epoch_orders(4000, 3, 0), batch_size=128, schedule="cosine",
+        TrainConfig(epochs=3, batch_size=128, schedule="cosine"),
         val_images=mnist.train_images[split.val], val_labels=mnist.train_labels[split.val], progress=False,
     )
     test = train.evaluate(model, mnist.test_images[:2000], mnist.test_labels[:2000])
     assert test["accuracy"] >= 0.9, test["accuracy"]
-    assert result["history"][-1]["val_accuracy"] >= 0.9
+    assert result.history[-1].val_accuracy >= 0.9
 
 
 def test_non_finite_loss_stops_training(mnist):
     torch.manual_seed(0)
     with pytest.raises(FloatingPointError, match="non-finite"):
-        train.fit(CNN(), mnist.train_images[:256], mnist.train_labels[:256], orders=epoch_orders(256, 1, 0),
-                  batch_size=64, optimizer="sgd", lr=1e12, log_every=1, progress=False)
+        train.fit(CNN(), mnist.train_images[:256], mnist.train_labels[:256],
+                  TrainConfig(batch_size=64, optimizer="sgd", lr=1e12), log_every=1, progress=False)
 
 
 def test_unknown_optimizer_and_schedule_are_rejected():
     with pytest.raises(ValueError, match="unknown optimizer"):
-        train.make_optimizer("rmsprop", CNN(), 1e-3)
+        make_optimizer("rmsprop", CNN(), 1e-3)
     with pytest.raises(ValueError, match="unknown schedule"):
-        train.make_optimizer("adam", CNN(), 1e-3, schedule="step")
+        make_optimizer("adam", CNN(), 1e-3, schedule="step")
     with pytest.raises(ValueError, match="weight decay needs adamw"):
-        train.make_optimizer("adam", CNN(), 1e-3, weight_decay=0.1)
+        make_optimizer("adam", CNN(), 1e-3, weight_decay=0.1)
+
+
+def test_a_callers_optimizer_factory_is_used_and_its_rate_recorded(mnist):
+    import functools
+
+    images, labels = mnist.train_images[:256], mnist.train_labels[:256]
+    config = TrainConfig(epochs=2, batch_size=64, optimizer="sgd", lr=0.05, seed=1)
+    models = []
+    for factory in (None, functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9)):
+        torch.manual_seed(0)
+        models.append(CNN(dropout=0.0))
+        result = train.fit(models[-1], images, labels, config, optimizer=factory, progress=False)
+    for a, b in zip(*(m.parameters() for m in models)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)  # the config's SGD and the caller's: the same updates
+    assert result.history[-1].lr == 0.05
+    with pytest.raises(ValueError, match="256 images but 10 labels"):
+        train.fit(CNN(), images, labels[:10], config)

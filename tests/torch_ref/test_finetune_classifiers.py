@@ -9,6 +9,7 @@ import pytest
 import torch
 import torchvision
 
+from mnist_common import TrainConfig
 from torch_ref import train
 from torch_ref.finetune import classifiers
 
@@ -19,9 +20,9 @@ def test_one_finetuning_step_at_the_minimum_size(mnist, arch, size):
     model = classifiers.build(arch, weights="none", image_size=size)
     assert model.net.classifier[-1].out_features == 10
     before = {k: v.clone() for k, v in model.named_parameters()}
-    fit = train.fit(model, mnist.train_images[:8], mnist.train_labels[:8], orders=np.arange(8)[None],
-                    batch_size=8, optimizer="sgd", lr=0.01, progress=False)
-    assert math.isfinite(fit["train_loss"])
+    fit = train.fit(model, mnist.train_images[:8], mnist.train_labels[:8],
+                    TrainConfig(batch_size=8, optimizer="sgd", lr=0.01), progress=False)
+    assert math.isfinite(fit.train_loss)
     assert all(not torch.equal(p, before[k]) for k, p in model.named_parameters()), "every layer trains"
     logits = train.predict(model, mnist.test_images[:3], batch_size=3)
     assert logits.shape == (3, 10) and np.isfinite(logits).all()
@@ -38,8 +39,7 @@ def test_frozen_features_stay_put_while_the_classifier_trains(mnist):
     model = classifiers.build("alexnet", weights="none", image_size=63, freeze_features=True)
     features = {k: v.clone() for k, v in model.net.features.state_dict().items()}
     head = model.net.classifier[-1].weight.clone()
-    train.fit(model, mnist.train_images[:8], mnist.train_labels[:8], orders=np.arange(8)[None], batch_size=8,
-              optimizer="adam", lr=1e-3, progress=False)
+    train.fit(model, mnist.train_images[:8], mnist.train_labels[:8], TrainConfig(batch_size=8), progress=False)
     for key, value in model.net.features.state_dict().items():
         assert torch.equal(value, features[key]), key
     assert not torch.equal(model.net.classifier[-1].weight, head)
@@ -70,8 +70,6 @@ def test_runner_registry_agrees_with_the_builders():
     from benchmarks.registry import MODELS
     from torch_ref.finetune import detection
 
-    assert MODELS["vgg16"].min_image_size == classifiers.ARCHS["vgg16"].min_size
-    assert MODELS["alexnet"].min_image_size == classifiers.ARCHS["alexnet"].min_size
-    assert MODELS["faster_rcnn"].min_image_size == detection.MIN_IMAGE_SIZE
+    assert {name for name, spec in MODELS.items() if spec.finetune} == {*classifiers.ARCHS, "faster_rcnn"}
     assert MODELS["faster_rcnn"].variants == tuple(detection.DETECTORS)
     assert MODELS["faster_rcnn"].variants[0] == detection.DEFAULT_DETECTOR

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from benchmarks.metrics import detection_metrics, prediction_metrics
+from mnist_common import BACKGROUND, MNIST_MEAN, MNIST_STD, TrainConfig
 from torch_ref import train
 from torch_ref.finetune import detection
 from torch_ref.finetune.detection import NO_DETECTION, digit_boxes, make_targets, paired_iou, top_detections
@@ -46,7 +47,7 @@ def test_boxes_of_real_digits_are_inside_and_never_empty(mnist):
 
 
 def test_normalised_background_is_not_ink():
-    black = torch.full((1, 1, 28, 28), train.BACKGROUND) * train.MNIST_STD + train.MNIST_MEAN
+    black = torch.full((1, 1, 28, 28), BACKGROUND) * MNIST_STD + MNIST_MEAN
     assert digit_boxes(black).tolist() == [[0, 0, 28, 28]]  # rounding residue is not a digit
 
 
@@ -88,12 +89,12 @@ def test_one_training_step_at_the_minimum_size_and_prediction(mnist):
     assert model.net.roi_heads.box_predictor.cls_score.out_features == 11
     assert model.weights_info.label(0) == "random init (seed 0)"
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    fit = train.fit(model, mnist.train_images[:8], mnist.train_labels[:8], orders=np.arange(8)[None],
-                    batch_size=4, optimizer="sgd", lr=0.01, progress=False)
-    assert all(math.isfinite(h["train_loss"]) for h in fit["history"])
+    fit = train.fit(model, mnist.train_images[:8], mnist.train_labels[:8],
+                    TrainConfig(batch_size=4, optimizer="sgd", lr=0.01), task=detection.DETECTION, progress=False)
+    assert all(math.isfinite(h.train_loss) for h in fit.history)
     changed = [k for k, v in model.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
     assert any(k.startswith("roi_heads.box_predictor") for k in (c.removeprefix("net.") for c in changed))
-    out = train.evaluate(model, mnist.test_images[:6], mnist.test_labels[:6], batch_size=3)
+    out = train.evaluate(model, mnist.test_images[:6], mnist.test_labels[:6], batch_size=3, task=detection.DETECTION)
     assert out["loss"] is None and out["predictions"].shape == (6,)
     assert set(out["outputs"]) == {"prediction", "score", "top_box_iou"}
     assert ((out["predictions"] >= NO_DETECTION) & (out["predictions"] <= 9)).all()

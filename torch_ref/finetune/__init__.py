@@ -2,8 +2,9 @@
 
 Builders take ``weights`` (``auto``, ``pretrained``, ``none`` or a file path,
 see :mod:`torch_ref.finetune.weights`) and return a model that trains in
-``torch_ref.train``'s loop like the CNN and the ViT, with ``weights_info``
-saying which weights it started from.
+``torch_ref.train``'s loop like the CNN and the ViT (the detector with its own
+task, ``detection.DETECTION``), with ``weights_info`` saying which weights it
+started from.
 """
 
 from torch_ref.finetune import classifiers, detection

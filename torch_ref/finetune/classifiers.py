@@ -18,8 +18,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from mnist_common import MNIST_MEAN, MNIST_STD
+from mnist_common.architectures import MIN_IMAGE_SIZE
 from torch_ref.finetune import weights as weights_lib
-from torch_ref.train import MNIST_MEAN, MNIST_STD
 
 NUM_CLASSES = 10
 
@@ -28,19 +29,17 @@ NUM_CLASSES = 10
 class Arch:
     builder: object  # torchvision.models.<name>
     weights: object  # the enum member --weights pretrained means
-    min_size: int  # smallest input side the feature extractor accepts
 
 
 ARCHS = {
-    # VGG16: five 2x2 max pools; below 32 px the last one sees a 0-sized map.
-    "vgg16": Arch(torchvision.models.vgg16, torchvision.models.VGG16_Weights.IMAGENET1K_V1, 32),
-    # AlexNet: conv 11/4 then three 3/2 max pools; below 63 px a pool sees a map smaller than 3.
-    "alexnet": Arch(torchvision.models.alexnet, torchvision.models.AlexNet_Weights.IMAGENET1K_V1, 63),
+    "vgg16": Arch(torchvision.models.vgg16, torchvision.models.VGG16_Weights.IMAGENET1K_V1),
+    "alexnet": Arch(torchvision.models.alexnet, torchvision.models.AlexNet_Weights.IMAGENET1K_V1),
 }
 
 
 def check_image_size(arch: str, image_size: int) -> None:
-    minimum = ARCHS[arch].min_size
+    """ValueError when ``image_size`` is below what ``arch`` accepts (``mnist_common.architectures``)."""
+    minimum = MIN_IMAGE_SIZE[arch]
     if image_size < minimum:
         raise ValueError(f"{arch} needs --image-size >= {minimum} px, got {image_size}")
 

@@ -27,8 +27,9 @@ from torchvision.models import detection as tv_detection
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.ops import FrozenBatchNorm2d
 
+from mnist_common import MNIST_MEAN, MNIST_STD
+from mnist_common.architectures import MIN_IMAGE_SIZE as _MIN_SIZES
 from torch_ref.finetune import weights as weights_lib
-from torch_ref.train import MNIST_MEAN, MNIST_STD
 
 NUM_CLASSES = 11  # background + 10 digits
 NO_DETECTION = -1
@@ -50,8 +51,8 @@ DETECTORS = {
     ),
 }
 DEFAULT_DETECTOR = "mobilenet_v3_large_320_fpn"
-MIN_IMAGE_SIZE = 32
-INK = 0.5 / 255  # the backbones downsample 32x; below that the top feature map is empty
+MIN_IMAGE_SIZE = _MIN_SIZES["faster_rcnn"]
+INK = 0.5 / 255  # half a grey level: what counts as ink in a digit's box
 
 
 def digit_boxes(pixels: torch.Tensor, threshold: float = INK) -> torch.Tensor:
@@ -119,11 +120,11 @@ def paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class MNISTDetector(nn.Module):
     """A torchvision Faster R-CNN with an 11-class predictor, trained and read as a classifier.
 
-    Takes the input every model here takes (MNIST-normalised ``[B, 1, 28, 28]``)
-    and provides the two methods ``torch_ref.train`` looks for:
-    :meth:`training_loss` (the sum of the detector's four losses against one
-    box per digit) and :meth:`predict_batch` (the top detection's digit, and
-    the IoU of its box with the digit's box).
+    Takes the input every model here takes (MNIST-normalised ``[B, 1, 28, 28]``).
+    :meth:`training_loss` is the sum of the detector's four losses against one box
+    per digit; :meth:`predict_batch` reads the top detection's digit and the IoU of
+    its box with the digit's box. :data:`DETECTION` is the task that trains and
+    evaluates it through ``torch_ref.train``.
     """
 
     def __init__(self, net: nn.Module, image_size: int):
@@ -149,6 +150,26 @@ class MNISTDetector(nn.Module):
         digits, scores, boxes = top_detections(outputs)
         truth = digit_boxes(pixels).cpu() * (self.image_size / pixels.shape[-1])
         return {"prediction": digits, "score": scores, "top_box_iou": paired_iou(boxes, truth)}
+
+
+class Detection:
+    """``torch_ref.train.Task`` for an :class:`MNISTDetector`: the detector's own losses in training; in
+    evaluation the top detection is the prediction (-1: none, counted wrong) and there is no loss."""
+
+    def loss(self, model: MNISTDetector, x, y, label_smoothing=0.0):
+        if label_smoothing:
+            raise ValueError("label smoothing does not apply to a detector (its losses are its own)")
+        return model.training_loss(x, y)
+
+    def outputs(self, model: MNISTDetector, x, y):
+        return model.predict_batch(x)
+
+    def summary(self, outputs, labels):
+        accuracy = float((outputs["prediction"] == labels).mean())
+        return {"loss": None, "accuracy": accuracy, "predictions": outputs["prediction"], "outputs": outputs}
+
+
+DETECTION = Detection()
 
 
 def _replace_predictor(net: nn.Module) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-WEIGHTS_CHOICES = ("auto", "pretrained", "none")
+from mnist_common.architectures import WEIGHTS_CHOICES
 
 # torch.hub names cached files "<name>-<first hex digits of the SHA-256>.<ext>".
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")

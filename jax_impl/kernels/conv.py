@@ -1,62 +1,25 @@
-"""Convolution -> bias -> ReLU -> max pooling, written for XLA CPU with the same maths as the plain layers.
+"""Convolution blocks for XLA CPU: ``max_pool(relu(conv(x) + bias))`` with the same maths as the plain layers.
 
-The CNN's two blocks are ``max_pool(relu(conv(x) + b))``. Written that way,
-XLA CPU spent most of the first block's time moving memory: a convolution
-with one input channel does 9 multiply-adds per output, far too little for
-Eigen's convolution kernels, and its ``[B, 28, 28, 32]`` output (12.8 MB at
-batch 128) was written, read back for the pooling, and built again for each
-gradient. Three rewrites, each with a custom gradient:
+* :func:`conv_relu_pool` with a one-channel input (the CNN's first block):
+  the whole block as one elementwise loop over the *pooled* output. A
+  one-channel convolution does 9 multiply-adds per output, too little for
+  Eigen's convolution kernels, and the plain block wrote its full-resolution
+  activation, read it back for pooling and rebuilt it for each gradient. Here
+  each pooling offset's convolution is a sum of shifted, strided views of the
+  input times a kernel row; one variadic reduction keeps each window's maximum
+  and which offset won (the first at ties, as :func:`~jax_impl.kernels.pooling.max_pool`
+  and PyTorch choose), and the kernel and bias gradients are one product of
+  the input's patches with the routed gradient.
+* :func:`conv2d`, every other convolution: gradients written as convolutions
+  in the layout Eigen's kernels take (``b01f_01io->b01f``). XLA CPU puts JAX's
+  own gradient convolutions there by itself, except inside a loop body, where
+  it ran them as plain loops: several steps per compiled call were then far
+  slower than one call per step.
+* :func:`bias_add`: the bias gradient, a sum over ``B * H * W`` rows, as a
+  product with a row of ones (XLA CPU lowered the sum to a slow windowed reduction).
 
-* :func:`conv_relu_pool` with a one-channel input: the whole block as one
-  elementwise loop over the *pooled* output. For each pooling offset the
-  convolution is the sum of ``kh * kw`` shifted, strided views of the padded
-  input times a row of the kernel; the maximum over the offsets, plus bias,
-  through ReLU, is the block's output, so the full-resolution activation is
-  never stored. The forward pass finds each window's maximum and which offset
-  won (int8; the first maximum in row-major order, as
-  :func:`~jax_impl.models.layers.max_pool`'s gradient and PyTorch's
-  ``max_pool2d`` choose) in one variadic reduction, which XLA keeps as a
-  stored result; written as elementwise ``where``s, XLA rebuilt the whole
-  convolution inside each consumer, among them the transposed copy that the
-  next layer's kernel gradient reads (2.2 ms a step). The backward pass
-  routes the gradient to the winning offset where the output is positive, and
-  gets the kernel and bias gradients from one matrix product: the input's
-  patches ``[taps + 1, N]`` (the extra row all ones, for the bias) times the
-  routed gradient ``[N, C_out]``. The input gradient, which training never
-  uses (XLA drops it), goes through the plain convolution's.
-  Measured on the 2-core CPU (batch 128, 28x28, 1 -> 32 channels): forward
-  and kernel/bias gradient about 2 ms against 5-6 ms for the plain block; with
-  3 input channels it was slower than the plain block (7.9 against 6.5 ms),
-  and with 8 far slower, so only one-channel inputs take this path. All of
-  this was measured on XLA CPU only, so other backends (GPUs, where cuDNN runs
-  the convolutions) keep the plain layers until it is measured there.
-* :func:`bias_add`, used after every other convolution: the bias gradient,
-  a sum over ``B * H * W`` rows, as a product with a row of ones. XLA CPU
-  lowered the plain sum to a windowed reduction that took about 1.2 ms for
-  the second block's ``[B, 14, 14, 64]`` gradient.
-
-* :func:`conv2d`, the other convolutions, with its own gradient on the CPU:
-  the kernel and input gradients written as convolutions in the layout
-  Eigen's kernels take (``b01f_01io->b01f``: explicit transposes of the input,
-  the incoming gradient and the flipped kernel), where JAX's rule gives
-  ``f01b_i01o->01bf`` and ``b01f_01oi->b01f``. XLA CPU normally inserts those
-  transposes itself, but not inside a loop body: there it ran the second
-  convolution's kernel gradient as a plain loop, 284 ms of a 600 ms step, and
-  its input gradient in 20 ms, so several training steps per compiled call
-  (``lax.fori_loop``) ran at 0.03x the speed of one call per step. Written out,
-  the loop runs as fast as separate calls and a single step is unchanged
-  (docs/results/cpu-2core-steps-per-call). The gradients equal JAX's rule
-  (bit for bit in the cases tried; the tests allow float32 rounding); a stride
-  above 1 keeps JAX's input gradient (an input dilation, which Eigen's kernels
-  do not take either).
-
-Together the first two took the CNN's whole training step (batch 128 of MNIST, Adam)
-from about 18 to about 15 ms here (development measurements, side by side in
-one process; the study's images/s are the figures that count).
-
-Values agree with the plain layers to float32 rounding (the sums run in
-another order); the tests compare both, gradients included, and the parity
-suite checks the CNN against PyTorch on this code.
+Values agree with the plain layers to float32 rounding; gradients too, ties
+in pooling decided as PyTorch does. Measurements: docs/performance.md, "CNN blocks".
 """
 
 from __future__ import annotations
@@ -67,14 +30,14 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jax_impl.models.layers import max_pool
+from jax_impl.kernels.pooling import max_pool
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
 
 @jax.custom_vjp
 def bias_add(x: jax.Array, bias: jax.Array) -> jax.Array:
-    """``x + bias`` over the last axis, with the bias gradient as a product with ones (see the module docstring)."""
+    """``x + bias`` over the last axis; the bias gradient is a product with ones."""
     return x + bias
 
 
@@ -133,16 +96,11 @@ _conv_canonical_grads.defvjp(_conv_canonical_grads_fwd, _conv_canonical_grads_bw
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, stride: int, padding: int) -> jax.Array:
-    """NHWC ``x`` [B, H, W, Cin] with an HWIO ``kernel``, symmetric zero ``padding``; -> [B, Ho, Wo, Cout].
+    """NHWC ``x`` ``[B, H, W, Cin]``, HWIO ``kernel``, symmetric zero ``padding`` -> ``[B, Ho, Wo, Cout]``.
 
-    On the CPU the gradients are written as convolutions in the canonical layout
-    (module docstring: inside a loop XLA CPU did not put JAX's own gradient
-    convolutions there itself); elsewhere JAX's gradient rule. Same values.
+    JAX's values; gradients as convolutions in Eigen's canonical layout (see the module docstring).
     """
-    if jax.default_backend() == "cpu":
-        y = _conv_canonical_grads(x, kernel, stride, padding)
-    else:
-        y = _conv(x, kernel, stride, padding)
+    y = _conv_canonical_grads(x, kernel, stride, padding)
     return y if bias is None else bias_add(y, bias)
 
 
@@ -192,10 +150,8 @@ def _first_max(a, b):
 
 
 def _taps_block_fwd(x, kernel, bias, stride, padding, window):
-    # One variadic reduction over the offsets gives each window's maximum and which offset won.
-    # Written as a reduction (not a chain of where's) on purpose: XLA re-fuses cheap elementwise
-    # producers into every consumer, and then rebuilt the whole convolution inside the transposed
-    # copy that the next layer's kernel gradient takes (2.2 ms a step); a reduction it keeps.
+    # A reduction, not a chain of where's, on purpose: XLA re-fuses cheap elementwise producers into
+    # every consumer and would rebuild the whole convolution inside each; a reduction's result it keeps.
     pre = jnp.stack(list(_pre_activations(x, kernel, bias, stride, padding, window)))  # [w*w, B, hp, wp, Cout]
     offsets = lax.broadcasted_iota(jnp.int8, pre.shape, 0)
     best, winner = lax.reduce((pre, offsets), (jnp.array(-jnp.inf, pre.dtype), jnp.int8(0)), _first_max, (0,))
@@ -217,7 +173,8 @@ def _taps_block_bwd(stride, padding, window, res, g):
     patches = patches.reshape(kh * kw, -1)  # [taps, N]: one input channel (the only case routed here)
     patches = jnp.concatenate([patches, jnp.ones((1, patches.shape[1]), patches.dtype)])  # [taps + 1, N]
     grads = patches @ routed.reshape(-1, cout)  # [taps + 1, Cout]: kernel rows, then the bias
-    # the input's gradient through the plain convolution, the routed gradient put back in place
+    # The input's gradient (unused in training; XLA drops it): the routed gradient put back in place,
+    # through the plain convolution's gradient.
     b = x.shape[0]
     full = routed.reshape(window, window, b, hp, wp, cout).transpose(2, 3, 0, 4, 1, 5)  # [B, hp, p, wp, q, Cout]
     full = jnp.pad(full.reshape(b, hp * window, wp * window, cout),
@@ -231,16 +188,14 @@ _taps_block.defvjp(_taps_block_fwd, _taps_block_bwd)
 
 def conv_relu_pool(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, *, stride: int = 1, padding: int = 0,
                    window: int = 2) -> jax.Array:
-    """``max_pool(relu(conv(x) + bias), window)`` for NHWC ``x`` [B, H, W, Cin] and HWIO ``kernel``.
+    """``max_pool(relu(conv(x) + bias), window)``: NHWC ``[B, H, W, Cin]``, HWIO kernel -> ``[B, hc//w, wc//w, Cout]``.
 
-    -> [B, hc // window, wc // window, Cout]. One-channel inputs on the CPU take the
-    fused path (module docstring); all others the convolution, :func:`bias_add`,
-    ReLU and :func:`~jax_impl.models.layers.max_pool`. Same values either way.
+    One-channel inputs take the fused loop; others :func:`conv2d`, :func:`bias_add`,
+    ReLU and :func:`~jax_impl.kernels.pooling.max_pool`. Same values either way.
     """
     _, _, hp, wp = _geometry(x.shape, kernel.shape, stride, padding, window)
     if bias is None:
         bias = jnp.zeros(kernel.shape[-1], kernel.dtype)
-    fused = jax.default_backend() == "cpu" and kernel.shape[2] == 1
-    if fused and hp > 0 and wp > 0 and window * window <= 127:  # offsets fit int8
+    if kernel.shape[2] == 1 and hp > 0 and wp > 0 and window * window <= 127:  # winning offsets fit int8
         return _taps_block(x, kernel, bias, stride, padding, window)
     return max_pool(jax.nn.relu(conv2d(x, kernel, bias, stride, padding)), window)

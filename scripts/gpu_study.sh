@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The GPU study (issue 6, item 6), as one time-boxed script for a lent GPU machine.
+# The GPU study as one time-boxed script, for a GPU machine lent for a few minutes.
 #
-#   OUT=DIR BENCH_GIT_COMMIT=$(git rev-parse HEAD) bash benchmarks/gpu_study.sh [SECONDS [STAGE...]]
+#   OUT=DIR BENCH_GIT_COMMIT=$(git rev-parse HEAD) bash scripts/gpu_study.sh [SECONDS [STAGE...]]
 #
 # Runs the stages below in order of importance (or only the STAGEs named, smoke always
 # first), each under its own time limit and all within SECONDS (default 540), each
@@ -85,7 +85,7 @@ stage cnn-accurate 120 "${RUN[@]}" "${FAST[@]}" --epochs 12 --batch-size 256 --l
 
 # 2. The full preset, CNN and ViT, both frameworks. PyTorch's 60-epoch ViT alone took longer
 #    than this stage's limit on the H100 (about 6 s an epoch): run it on its own with
-#    `... gpu_study.sh 540 vit-torch-full` in a later session.
+#    `... gpu_study.sh 540 vit-torch-full`.
 stage full 240 "${RUN[@]}" --framework both --model cnn,vit --preset full --out "$RES/full"
 stage vit-torch-e10 90 "${RUN[@]}" --framework torch --model vit --preset full --epochs 10 \
     --out "$RES/vit-torch-e10"

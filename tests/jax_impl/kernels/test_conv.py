@@ -1,4 +1,4 @@
-"""The CNN's convolution blocks compute what the stock layers do, gradients and ties included."""
+"""The convolution kernels compute what the stock layers do, gradients and ties included."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 from jax import lax
 
-from jax_impl.models import CNN
-from jax_impl.models.conv import bias_add, conv2d, conv_relu_pool
-from jax_impl.models.layers import max_pool
+from jax_impl.kernels.conv import bias_add, conv2d, conv_relu_pool
+from jax_impl.kernels.pooling import max_pool
 
 
 def _stock(x, kernel, bias, stride, padding, window):
@@ -66,17 +64,14 @@ def test_fused_block_gradient_goes_to_the_first_maximum_at_ties():
     assert float(db[0]) == 7.0  # 1 + 2 + 4: no gradient through the window whose output is 0
 
 
-def test_fused_path_only_for_one_channel_on_the_cpu(monkeypatch):
-    """Measured on XLA CPU only: elsewhere, and for several channels, the plain convolution runs."""
+def test_fused_path_only_for_one_input_channel():
+    """The fused loop for one input channel; several channels take the plain convolution."""
     def ops(x):
-        jaxpr = jax.make_jaxpr(lambda x: conv_relu_pool(x, jnp.ones((3, 3, x.shape[-1], 4)), jnp.zeros(4),
-                                                        padding=1))(x)
-        return str(jaxpr)
-    one, three = jnp.ones((2, 8, 8, 1)), jnp.ones((2, 8, 8, 3))
-    assert "conv_general_dilated" not in ops(one) and "custom_vjp" in ops(one)
-    assert "conv_general_dilated" in ops(three)
-    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    assert "conv_general_dilated" in ops(one)
+        return str(jax.make_jaxpr(lambda x: conv_relu_pool(x, jnp.ones((3, 3, x.shape[-1], 4)), jnp.zeros(4),
+                                                           padding=1))(x))
+    one, three = ops(jnp.ones((2, 8, 8, 1))), ops(jnp.ones((2, 8, 8, 3)))
+    assert "conv_general_dilated" not in one and "custom_vjp" in one
+    assert "conv_general_dilated" in three
 
 
 def _lax_conv(x, kernel, stride, padding):
@@ -112,8 +107,8 @@ def test_conv2d_gradients_match_jax(case):
 
 
 def test_conv2d_gradients_stay_canonical_inside_a_loop():
-    """Why conv2d has its own gradient on the CPU: in a lax.fori_loop, XLA CPU left JAX's kernel-gradient
-    convolution in a layout Eigen does not take and ran it as a plain loop (284 ms of a 600 ms step)."""
+    """Why conv2d has its own gradient: in a lax.fori_loop, XLA CPU left JAX's kernel-gradient convolution
+    in a layout Eigen does not take and ran it as a plain loop (docs/performance.md, "CNN blocks")."""
     if jax.default_backend() != "cpu":
         pytest.skip("an XLA CPU layout question")
     x = jax.random.normal(jax.random.key(0), (4, 14, 14, 8))
@@ -137,13 +132,6 @@ def test_conv2d_gradients_stay_canonical_inside_a_loop():
         "--steps-per-call without conv2d's own gradient (docs/results/cpu-2core-steps-per-call) and drop it")
 
 
-def test_conv2d_takes_jax_rule_off_the_cpu(monkeypatch):
-    jaxpr = lambda: str(jax.make_jaxpr(lambda x: conv2d(x, jnp.ones((3, 3, 2, 4)), None, 1, 1))(jnp.ones((1, 5, 5, 2))))
-    assert "custom_vjp" in jaxpr()
-    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    assert "custom_vjp" not in jaxpr()
-
-
 def test_bias_add_gradient_is_the_sum_over_rows():
     x = jax.random.normal(jax.random.key(0), (4, 5, 6, 7))
     bias = jnp.arange(7.0)
@@ -152,25 +140,3 @@ def test_bias_add_gradient_is_the_sum_over_rows():
     gx, gb = jax.vjp(bias_add, x, bias)[1](g)
     np.testing.assert_array_equal(gx, g)
     np.testing.assert_allclose(gb, g.sum((0, 1, 2)), rtol=1e-5, atol=1e-5)
-
-
-def test_cnn_equals_the_stock_nnx_layers():
-    """The CNN's blocks against nnx.Conv -> relu -> pool with the same parameters: logits and every gradient."""
-    model = CNN(dropout=0.0, rngs=nnx.Rngs(0))
-    x = jax.random.normal(jax.random.key(3), (8, 28, 28, 1))
-    y = jnp.arange(8) % 10
-
-    def stock(m, x):
-        h = max_pool(nnx.relu(m.conv1(x)), 2)
-        h = max_pool(nnx.relu(m.conv2(h)), 2)
-        return m.fc2(nnx.relu(m.fc1(h.reshape(h.shape[0], -1))))
-
-    def loss(m, forward):
-        logits = forward(m, x)
-        return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1).mean()
-
-    np.testing.assert_allclose(model(x), stock(model, x), rtol=1e-5, atol=1e-5)
-    ours = nnx.grad(lambda m: loss(m, lambda m, x: m(x)))(model)
-    theirs = nnx.grad(lambda m: loss(m, stock))(model)
-    for (path, a), (_, b) in zip(jax.tree.leaves_with_path(ours), jax.tree.leaves_with_path(theirs)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=jax.tree_util.keystr(path))

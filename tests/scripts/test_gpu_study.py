@@ -1,4 +1,4 @@
-"""benchmarks/gpu_study.sh: the time-boxed script for a lent GPU (its stages need a GPU; its plumbing does not)."""
+"""scripts/gpu_study.sh: the time-boxed script for a lent GPU (its stages need a GPU; its plumbing does not)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_study.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_study.sh"
 
 
 def test_script_parses():

@@ -1,0 +1,99 @@
+"""One run: build a model in one framework, train it, test it, and return its record for results.json.
+
+Used by the runner for every (model, seed, framework) it is asked for, and by
+the parity suite's training check, so both produce the same records.
+"""
+
+from __future__ import annotations
+
+import time
+
+from benchmarks.data import MNIST, test_subset, train_val_split
+from benchmarks.metrics import classification_metrics, detection_metrics, prediction_metrics
+from benchmarks.registry import MODELS
+from benchmarks.settings import Settings
+
+
+def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, model=None,
+            weights: str | None = None) -> dict:
+    """Train and test ``settings.model`` with ``backend``; the record of the run.
+
+    ``model`` (optional) is trained instead of a fresh one built from ``settings.seed``;
+    ``weights`` then says what it started from. Raises ValueError when the data
+    cannot be split as the settings ask.
+    """
+    s, spec = settings, MODELS[settings.model]
+    split = train_val_split(len(data.train_labels), val_size=s.val_size, train_size=s.train_size)
+    if len(split.train) < s.batch_size:
+        raise ValueError(f"batch size {s.batch_size} is larger than the {len(split.train)} training images")
+    if model is None:
+        model = backend.build(spec, s, progress=progress)
+    info = getattr(model, "weights_info", None)  # the torchvision builders say what they loaded
+    if weights is None:
+        weights = info.label(s.seed) if info is not None else f"random init (seed {s.seed})"
+    config = s.train_config(len(split.train))
+    fit = backend.fit(
+        spec, model, data.train_images[split.train], data.train_labels[split.train], config,
+        val_images=data.train_images[split.val] if len(split.val) else None,
+        val_labels=data.train_labels[split.val] if len(split.val) else None,
+        progress=progress,
+    )
+    test_idx = test_subset(len(data.test_labels), s.test_size)
+    test_labels = data.test_labels[test_idx]
+    t0 = time.perf_counter()
+    test = backend.evaluate(spec, model, data.test_images[test_idx], test_labels, batch_size=s.eval_batch_size)
+    eval_time = time.perf_counter() - t0
+    if "predictions" in test:  # a detector read as a classifier
+        metrics = prediction_metrics(test["predictions"], test_labels) | detection_metrics(test["outputs"])
+    else:
+        metrics = classification_metrics(test["logits"], test_labels)
+    ips = fit.images_per_s
+    flops = fit.train_flops_per_image
+    return {
+        "framework": backend.name,
+        "model": s.model,
+        "variant": s.variant,
+        "kernels": backend.kernels(model),
+        "optimizer": s.optimizer,
+        "epochs": s.epochs,
+        "batch_size": s.batch_size,
+        "lr": s.lr,
+        "momentum": s.momentum if s.optimizer == "sgd" else None,
+        "schedule": s.schedule,
+        "warmup_steps": config.warmup_steps,
+        "weight_decay": s.weight_decay,
+        "label_smoothing": s.label_smoothing,
+        "augment_shift": s.augment_shift,
+        "seed": s.seed,
+        "preset": s.preset,
+        "weights": weights,
+        "weights_info": info.as_dict() if info is not None else None,
+        "image_size": s.image_size,
+        "freeze_features": s.freeze_features if spec.finetune else None,
+        "amp": s.amp,
+        "train_size": int(len(split.train)),
+        "val_size": int(len(split.val)),
+        "test_size": int(len(test_idx)),
+        "device": backend.device(),
+        "train_loss": fit.train_loss,
+        "val_accuracy": fit.history[-1].val_accuracy,
+        "test_loss": test["loss"],
+        "test_accuracy": metrics["accuracy"],
+        "test_macro_f1": metrics["macro_f1"],
+        "no_detection_rate": metrics.get("no_detection_rate"),
+        "mean_top_box_iou": metrics.get("mean_top_box_iou"),
+        "train_time_s": fit.train_time_s,
+        "compile_time_s": fit.compile_time_s,
+        "warmup_time_s": fit.warmup_time_s,
+        "images_per_s": ips,
+        "test_eval_time_s": eval_time,
+        "steps_per_epoch": fit.steps_per_epoch,
+        "devices": fit.devices,
+        "steps_per_call": fit.steps_per_call,
+        "train_flops_per_image": flops,
+        "achieved_gflop_s": flops * ips / 1e9 if flops else None,
+        "params": backend.count_params(model),
+        "per_class": metrics["per_class"],
+        "confusion_matrix": metrics["confusion_matrix"],
+        "history": [h.as_dict() for h in fit.history],
+    }

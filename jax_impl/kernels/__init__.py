@@ -1,0 +1,48 @@
+"""Fast paths for XLA's CPU backend, beside the plain Flax layers they replace.
+
+The models in ``jax_impl.models`` are written with stock Flax layers. Built
+with ``kernels="tuned"`` they run these instead: the same parameters and the
+same mathematics (tested equal, logits and gradients), laid out for what XLA
+CPU compiles well. ``"auto"`` (the default) means tuned on the CPU backend,
+where they were measured faster, and stock elsewhere. What each one gained,
+and how it was measured: ``docs/performance.md``.
+
+* :mod:`~jax_impl.kernels.conv`: the CNN's first block fused into one loop,
+  convolution gradients in Eigen's canonical layout, the bias gradient as a product;
+* :mod:`~jax_impl.kernels.pooling`: max pooling with PyTorch's first-maximum gradient;
+* :mod:`~jax_impl.kernels.dropout`: dropout masks from 16-bit random numbers;
+* :mod:`~jax_impl.kernels.flat`: dense layers and LayerNorm on flattened tokens;
+* :mod:`~jax_impl.kernels.forward`: the CNN's forward pass and the ViT's q/k/v through them.
+"""
+
+from __future__ import annotations
+
+import types
+
+import jax
+
+from mnist_common.config import KERNELS  # the choices of the models' ``kernels`` and the runner's ``--kernels``
+
+
+def resolve(kernels: str) -> str:
+    """``"auto"`` -> ``"tuned"`` on the CPU backend, else ``"stock"``; ``"stock"``/``"tuned"`` unchanged."""
+    if kernels not in KERNELS:
+        raise ValueError(f"unknown kernels {kernels!r} (choose from {', '.join(KERNELS)})")
+    if kernels == "auto":
+        return "tuned" if jax.default_backend() == "cpu" else "stock"
+    return kernels
+
+
+def layers(kernels: str) -> types.SimpleNamespace:
+    """The layer classes a model builds for a resolved choice: ``Linear``, ``LayerNorm``, ``Dropout``.
+
+    Stock: Flax's own. Tuned: subclasses with the same parameters, arguments and modes.
+    """
+    from flax import nnx
+
+    if kernels == "stock":
+        return types.SimpleNamespace(Linear=nnx.Linear, LayerNorm=nnx.LayerNorm, Dropout=nnx.Dropout)
+    from jax_impl.kernels.dropout import Dropout
+    from jax_impl.kernels.flat import LayerNorm, Linear
+
+    return types.SimpleNamespace(Linear=Linear, LayerNorm=LayerNorm, Dropout=Dropout)

@@ -1,0 +1,12 @@
+"""Facts about the torchvision architectures that every layer of the project needs: what input
+they accept and which initial weights a run may ask for."""
+
+from __future__ import annotations
+
+#: ``--weights`` choices besides a file path: the pretrained enum, random init, or pretrained-if-available.
+WEIGHTS_CHOICES = ("auto", "pretrained", "none")
+
+#: Smallest input side each architecture accepts. VGG16: five 2x2 max pools, below 32 px the last
+#: sees an empty map; AlexNet: conv 11/4 then three 3/2 pools, below 63 px one sees less than 3x3;
+#: Faster R-CNN: its backbones downsample 32x, below that the top feature map is empty.
+MIN_IMAGE_SIZE = {"vgg16": 32, "alexnet": 63, "faster_rcnn": 32}

@@ -1,0 +1,48 @@
+"""jax_impl.train.fit's contract: orders drawn from the seed when not given, a caller's optax
+transformation, and clear errors for tables that do not fit."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from jax_impl import train
+from jax_impl.models import CNN
+from mnist_common import FitResult, TrainConfig, epoch_orders
+
+
+def _params(model):
+    return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
+
+
+def test_orders_come_from_the_seed_and_a_callers_optimizer_is_used_as_is(mnist):
+    images, labels = mnist.train_images[:256], mnist.train_labels[:256]
+    config = TrainConfig(epochs=2, batch_size=64, optimizer="sgd", lr=0.05, seed=3)
+    runs = {}
+    for name, kwargs in {"drawn": {}, "given": {"orders": epoch_orders(256, 2, 3)},
+                         "optax": {"optimizer": optax.sgd(0.05, momentum=0.9)}}.items():
+        model = CNN(dropout=0.0, rngs=nnx.Rngs(0))
+        runs[name] = (train.fit(model, images, labels, config, progress=False, **kwargs), _params(model))
+    for a, b, c in zip(runs["drawn"][1], runs["given"][1], runs["optax"][1]):
+        np.testing.assert_array_equal(a, b)  # fit drew exactly epoch_orders(N, epochs, seed)
+        np.testing.assert_allclose(c, a, rtol=0, atol=1e-6)  # the same updates, from the caller's transformation
+    result = runs["drawn"][0]
+    assert isinstance(result, FitResult) and result.history[-1].lr == 0.05 and result.images_per_epoch == 256
+    assert runs["optax"][0].history[-1].lr is None  # a caller's schedule is not read back
+    other = CNN(dropout=0.0, rngs=nnx.Rngs(0))
+    train.fit(other, images, labels, config.replace(seed=4), progress=False)
+    assert not np.array_equal(_params(other)[0], runs["drawn"][1][0])  # another seed, another order
+
+
+def test_tables_that_do_not_fit_are_refused(mnist):
+    images, labels = mnist.train_images[:128], mnist.train_labels[:128]
+    model = CNN(rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"orders must be \[epochs, N\] = \[2, 128\]"):
+        train.fit(model, images, labels, TrainConfig(epochs=2, batch_size=64), orders=epoch_orders(128, 1, 0))
+    with pytest.raises(ValueError, match="128 images but 100 labels"):
+        train.fit(model, images, labels[:100], TrainConfig(batch_size=64))
+    with pytest.raises(ValueError, match="larger than the 128 training images"):
+        train.fit(model, images, labels, TrainConfig(batch_size=256))
