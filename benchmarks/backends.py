@@ -17,8 +17,16 @@ from benchmarks.registry import ModelSpec, import_object
 from benchmarks.settings import Settings
 
 
+#: ``--device``: the framework's default (a GPU when it sees one), the CPU, or a GPU (an error without one).
+DEVICES = ("auto", "cpu", "gpu")
+
+
 class ModelBuildError(Exception):
     """A model that cannot be built as asked (weights missing, image too small): one line, exit 2."""
+
+
+class DeviceError(Exception):
+    """A device that was asked for and is not there: one line, exit 2."""
 
 
 def _versions(*packages: str) -> dict:
@@ -32,9 +40,11 @@ def _versions(*packages: str) -> dict:
 
 
 class JaxBackend:
+    """JAX on ``device`` (``auto``: its default backend; ``cpu``; ``gpu``), with the XLA CPU flags."""
+
     name, label = "jax", "JAX/Flax"
 
-    def __init__(self):
+    def __init__(self, device: str = "auto"):
         from jax_impl import xla_cpu
 
         self.xla_cpu_flags = xla_cpu.apply()  # before JAX starts its CPU backend
@@ -44,10 +54,20 @@ class JaxBackend:
 
         from jax_impl import train
 
+        if device == "cpu":
+            jax.config.update("jax_platforms", "cpu")  # before the first computation starts a backend
         self.jax, self.nnx, self.train = jax, nnx, train
+        if device == "gpu" and not self.has_gpu():
+            raise DeviceError(f"--device gpu: JAX sees no GPU (its devices: {self.jax.default_backend()})")
+        if device == "cpu" and self.has_gpu():
+            raise DeviceError("--device cpu: JAX had already started on a GPU in this process")
 
     def has_gpu(self) -> bool:
         return self.jax.default_backend() in ("gpu", "cuda", "rocm")
+
+    def device_count(self) -> int:
+        """Local devices a batch can be split over."""
+        return len(self.jax.local_devices())
 
     def device(self) -> str:
         dev = self.jax.devices()[0]
@@ -96,13 +116,17 @@ class TorchBackend:
 
     name, label = "torch", "PyTorch"
 
-    def __init__(self):
+    def __init__(self, device: str = "auto"):
         import torch
 
         from torch_ref import train
 
         self.torch, self.train = torch, train
-        self._device = train.default_device()
+        self._device = train.default_device() if device == "auto" else torch.device("cpu")
+        if device == "gpu":
+            if not torch.cuda.is_available():
+                raise DeviceError("--device gpu: PyTorch sees no CUDA GPU")
+            self._device = torch.device("cuda")
         if self._device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -110,6 +134,10 @@ class TorchBackend:
 
     def has_gpu(self) -> bool:
         return self._device.type != "cpu"
+
+    def device_count(self) -> int:
+        """One: a PyTorch run trains on one device per process."""
+        return 1
 
     def device(self) -> str:
         if self._device.type == "cuda":

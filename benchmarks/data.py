@@ -2,9 +2,11 @@
 
 Two sources:
 
-* ``idx`` (default): the four standard IDX files, gzipped or raw, from the
-  shipped ``data/mnist/`` folder, any folder holding them, or torchvision's
-  ``MNIST/raw`` layout. Every file is parsed strictly (magic number, header,
+* ``idx`` (default): the four standard IDX files, gzipped or raw, from any
+  folder holding them or torchvision's ``MNIST/raw`` layout; without a folder,
+  the shipped copy, looked up in this order: ``$MNIST_DATA_DIR``, the
+  repository's ``data/mnist/``, then the copy an install of this project
+  carries (the ``mnist_data`` package). Every file is parsed strictly (magic number, header,
   length), checked against ``SHA256SUMS`` when the folder has one, and its
   decompressed records are checked against the digests of the standard MNIST
   records, so a run can say exactly which data it saw.
@@ -29,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-#: The shipped copy, relative to the repository root.
+#: The shipped copy in a checkout of the repository.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+#: An environment variable naming the folder to use when no ``--data-dir`` is given.
+DATA_DIR_ENV = "MNIST_DATA_DIR"
 
 IMAGE_MAGIC = 2051  # IDX: unsigned byte, 3 dimensions
 LABEL_MAGIC = 2049  # IDX: unsigned byte, 1 dimension
@@ -88,10 +92,42 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def shipped_data_dir() -> Path:
+    """The shipped MNIST: ``$MNIST_DATA_DIR``, else the repository's ``data/mnist``, else the installed copy.
+
+    Raises DataError naming all three when none holds the files.
+    """
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV])
+    if (DEFAULT_DATA_DIR / "SHA256SUMS").is_file():
+        return DEFAULT_DATA_DIR
+    installed = installed_data_dir()
+    if installed is not None:
+        return installed
+    raise DataError(f"no MNIST found: pass --data-dir DIR, set {DATA_DIR_ENV}=DIR, or run from a checkout of the "
+                    f"repository (looked in {DEFAULT_DATA_DIR}) or an install of it (the mnist_data package)")
+
+
+def installed_data_dir() -> Path | None:
+    """The copy an install of this project carries (the ``mnist_data`` package), if there is one."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("mnist_data")
+    except (ImportError, ValueError):
+        return None
+    folders = [Path(p) for p in (spec.submodule_search_locations or [])] if spec is not None else []
+    return next((folder for folder in folders if (folder / "SHA256SUMS").is_file()), None)
+
+
 def find_idx_folder(data_dir: str | os.PathLike) -> Path:
     """The folder holding the IDX files: ``data_dir`` itself, or torchvision's
     ``data_dir/MNIST/raw`` or ``data_dir/raw`` when those hold them."""
     root = Path(data_dir)
+    if not str(data_dir).strip():
+        raise DataError("the data folder is an empty path")
+    if root.is_file():
+        raise DataError(f"{root}: a file, not a data folder")
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found")
     for candidate in (root, root / "MNIST" / "raw", root / "raw"):
@@ -168,14 +204,15 @@ def parse_idx(path: Path, data: bytes, *, magic: int) -> np.ndarray:
     return array.copy() if magic == IMAGE_MAGIC else array.astype(np.int32)
 
 
-def load_idx(data_dir: str | os.PathLike = DEFAULT_DATA_DIR) -> MNIST:
+def load_idx(data_dir: str | os.PathLike | None = None) -> MNIST:
     """Load and verify the four MNIST IDX files from ``data_dir``.
 
     Checks run from the most specific to the most general, so the message
     names the actual problem: gzip and IDX structure, then image/label counts
     and label range, then ``SHA256SUMS``, then the standard MNIST records.
+    ``data_dir`` None: the shipped copy (:func:`shipped_data_dir`).
     """
-    folder = find_idx_folder(data_dir)
+    folder = find_idx_folder(shipped_data_dir() if data_dir is None else data_dir)
     paths, arrays, file_shas, record_shas = {}, {}, {}, {}
     for name, (magic, _) in MNIST_FILES.items():
         path = paths[name] = _file_in(folder, name)
@@ -241,9 +278,8 @@ def load_tfds(data_dir: str | os.PathLike | None = None) -> MNIST:
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise DataError(
-            "tensorflow-datasets is not installed (pip install tensorflow-datasets)"
-        ) from None
+        raise DataError("--data-source tfds needs tensorflow-datasets, an optional extra: "
+                        "pip install 'mnist-jax-torch[tfds]' (or -e '.[tfds]' in a checkout)") from None
     where = str(data_dir) if data_dir is not None else "~/tensorflow_datasets"
     splits = {}
     for split in ("train", "test"):
@@ -286,7 +322,7 @@ def load_tfds(data_dir: str | os.PathLike | None = None) -> MNIST:
 def load_mnist(data_dir: str | os.PathLike | None = None, source: str = "idx") -> MNIST:
     """Load MNIST from ``source`` ("idx" or "tfds"); see the module docstring."""
     if source == "idx":
-        return load_idx(DEFAULT_DATA_DIR if data_dir is None else data_dir)
+        return load_idx(data_dir)
     if source == "tfds":
         return load_tfds(data_dir)
     raise DataError(f"unknown data source {source!r} (choose from {', '.join(DATA_SOURCES)})")

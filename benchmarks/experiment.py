@@ -15,12 +15,13 @@ from benchmarks.settings import Settings
 
 
 def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, model=None,
-            weights: str | None = None) -> dict:
+            weights: str | None = None, on_epoch=None) -> dict:
     """Train and test ``settings.model`` with ``backend``; the record of the run.
 
     ``model`` (optional) is trained instead of a fresh one built from ``settings.seed``;
-    ``weights`` then says what it started from. Raises ValueError when the data
-    cannot be split as the settings ask.
+    ``weights`` then says what it started from. ``on_epoch`` gets each epoch's
+    ``EpochStats`` as it ends. Raises ValueError when the data cannot be split as the
+    settings ask.
     """
     s, spec = settings, MODELS[settings.model]
     split = train_val_split(len(data.train_labels), val_size=s.val_size, train_size=s.train_size)
@@ -36,7 +37,7 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
         spec, model, data.train_images[split.train], data.train_labels[split.train], config,
         val_images=data.train_images[split.val] if len(split.val) else None,
         val_labels=data.train_labels[split.val] if len(split.val) else None,
-        progress=progress,
+        progress=progress, on_epoch=on_epoch,
     )
     test_idx = test_subset(len(data.test_labels), s.test_size)
     test_labels = data.test_labels[test_idx]
@@ -49,6 +50,7 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
         metrics = classification_metrics(test["logits"], test_labels)
     ips = fit.images_per_s
     flops = fit.train_flops_per_image
+    history = [h.as_dict() for h in fit.history]
     return {
         "framework": backend.name,
         "model": s.model,
@@ -95,5 +97,23 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
         "params": backend.count_params(model),
         "per_class": metrics["per_class"],
         "confusion_matrix": metrics["confusion_matrix"],
-        "history": [h.as_dict() for h in fit.history],
+        "history": history,
+        "warnings": training_warnings(history, metrics["accuracy"]),
     }
+
+
+#: Below this test accuracy a 10-class run learnt next to nothing (chance is 10%).
+NEAR_CHANCE = 0.2
+
+
+def training_warnings(history: list[dict], test_accuracy: float) -> list[str]:
+    """What says a finished run did not train properly although its loss stayed finite (a learning
+    rate far too high, say): a training loss that ended above where it started, or test accuracy
+    near chance."""
+    warnings = []
+    if len(history) > 1 and history[-1]["train_loss"] > history[0]["train_loss"]:
+        warnings.append(f"training loss rose from {history[0]['train_loss']:.4g} (epoch 1) to "
+                        f"{history[-1]['train_loss']:.4g} (epoch {len(history)})")
+    if test_accuracy < NEAR_CHANCE:
+        warnings.append(f"test accuracy {test_accuracy:.2%} is near chance (10%): the model did not learn")
+    return warnings

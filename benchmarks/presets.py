@@ -93,3 +93,44 @@ FASTER_RCNN_PRESETS = {
     "full": Preset(epochs=2, batch_size=16, lr={"adam": 1e-4, "adamw": 1e-4, "sgd": 0.02}, optimizer="sgd",
                    warmup_epochs=0.1, eval_batch_size=100, image_size=224, weights="auto", amp=True, variant=_DETECTOR),
 }
+
+
+def _recipe(p: Preset) -> str:
+    parts = [f"{p.optimizer} {p.lr[p.optimizer]:g}", p.schedule]
+    if p.warmup_epochs:
+        parts.append(f"{p.warmup_epochs:g} warm-up epoch{'' if p.warmup_epochs == 1 else 's'}")
+    if p.weight_decay:
+        parts.append(f"weight decay {p.weight_decay:g}")
+    if p.label_smoothing:
+        parts.append(f"label smoothing {p.label_smoothing:g}")
+    if p.augment_shift:
+        parts.append(f"shifts up to {p.augment_shift} px")
+    return ", ".join(parts)
+
+
+def _extras(p: Preset) -> str:
+    parts = [f"variant {p.variant}"] if p.variant else []
+    if p.image_size:
+        parts.append(f"{p.image_size} px")
+    if p.weights:
+        parts.append(f"weights {p.weights}")
+    if p.freeze_features:
+        parts.append("features frozen")
+    if p.amp:
+        parts.append("bf16 autocast on a GPU")
+    return ", ".join(parts) or "-"
+
+
+def presets_table() -> str:
+    """Every model's presets as one Markdown table (``python -m benchmarks.run --list-presets``)."""
+    from benchmarks.registry import MODELS
+    from benchmarks.report.markdown import table
+
+    def size(n, whole):
+        return whole if n is None else f"{n:,}"
+
+    rows = [[name, preset, str(p.epochs), str(p.batch_size), size(p.train_size, "all"), f"{p.val_size:,}",
+             size(p.test_size, "10,000"), _recipe(p), _extras(p)]
+            for name, spec in MODELS.items() for preset, p in spec.presets.items()]
+    return table(["model", "preset", "epochs", "batch", "training images", "validation", "test", "recipe",
+                  "model settings"], rows)

@@ -13,23 +13,27 @@ User mistakes (bad flags, bad data) print one line and exit 2.
 from __future__ import annotations
 
 import argparse
+import datetime
 import shlex
 import sys
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from benchmarks import settings as settings_lib
-from benchmarks.backends import BACKENDS, FRAMEWORKS, ModelBuildError
+from benchmarks.backends import BACKENDS, DEVICES, FRAMEWORKS, DeviceError, ModelBuildError
 from benchmarks.data import DATA_SOURCES, DataError, load_mnist, train_val_split
 from benchmarks.environment import data_environment, host_environment
 from benchmarks.experiment import run_one
 from benchmarks.malloc import keep_large_buffers
-from benchmarks.presets import PRESET_NAMES
+from benchmarks.presets import PRESET_NAMES, presets_table
 from benchmarks.registry import MODELS, parse_models
-from benchmarks.report.files import write_results
+from benchmarks.report.files import HistoryLog, write_results
 from benchmarks.report.summary import ratio_lines, summary_table, throughput_ratios
 from benchmarks.report.tables import results_table
 from mnist_common.architectures import MIN_IMAGE_SIZE
 from mnist_common.config import KERNELS, OPTIMIZERS, ConfigError
+from mnist_common.progress import epoch_line
 from mnist_common.schedules import SCHEDULES
 
 FINETUNE_MODELS = tuple(name for name, spec in MODELS.items() if spec.finetune)
@@ -44,121 +48,96 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
-def _preset_default(field: str) -> str:
-    """'cnn: smoke 2, cpu 5, full 15' for the help text, read from the presets."""
-    def value(preset):
-        v = getattr(preset, field)
-        if isinstance(v, dict):
-            return "/".join(f"{k} {x:g}" for k, x in v.items())
-        return ("all" if field in ("train_size", "test_size") else "-") if v is None else f"{v}"
-    return "; ".join(
-        f"{name}: " + ", ".join(f"{p} {value(spec.presets[p])}" for p in PRESET_NAMES)
-        for name, spec in MODELS.items()
-        if spec.finetune or field not in _FINETUNE_FIELDS
-    )
-
-
-_FINETUNE_FIELDS = ("image_size", "weights", "freeze_features", "amp")
+_PRESET = "(default: from the preset, see --list-presets)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m benchmarks.run",
-        description="Train and evaluate MNIST classifiers in JAX/Flax and PyTorch, and report "
-        "accuracy, macro-F1, loss and timing. Flags marked 'from the preset' take the preset's "
-        "value unless given.",
+        description="Train and evaluate MNIST classifiers in JAX/Flax and PyTorch, and report accuracy, macro-F1, "
+        "loss and timing. Settings marked 'from the preset' take the preset's value unless given; "
+        "--list-presets shows them. Every flag: docs/runner.md.",
     )
     p.add_argument("--framework", default="jax", metavar="{jax,torch,both}",
-                   help="framework to run; both runs each on the same data and prints the throughput ratio "
-                   "(default: jax)")
+                   help="framework to run; both runs each on the same data and devices and prints the throughput "
+                   "ratio (default: jax)")
     p.add_argument("--model", default="cnn", metavar="{" + ",".join(MODELS) + ",all}",
                    help="model to train: one name, a comma-separated list, or all; "
                    f"{', '.join(FINETUNE_MODELS)} are torchvision models, PyTorch only, and --model all "
                    "skips them for --framework jax (default: cnn)")
     p.add_argument("--preset", default=None, metavar="{" + ",".join(PRESET_NAMES) + "}",
                    help="hyperparameter preset (default: full when the framework sees a GPU, else cpu)")
-    p.add_argument("--optimizer", default=None, metavar="{" + ",".join(OPTIMIZERS) + "}",
-                   help=f"optimizer (default: from the preset; {_preset_default('optimizer')})")
-    p.add_argument("--epochs", type=int, default=None,
-                   help=f"training epochs (default: from the preset; {_preset_default('epochs')})")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help=f"training batch size (default: from the preset; {_preset_default('batch_size')})")
-    p.add_argument("--lr", type=float, default=None,
-                   help=f"base learning rate (default: from the preset, per optimizer; {_preset_default('lr')})")
-    p.add_argument("--momentum", type=float, default=None,
-                   help=f"SGD momentum (default: from the preset; {_preset_default('momentum')})")
+    p.add_argument("--list-presets", action="store_true", help="print every model's presets and exit (default: off)")
+    p.add_argument("--optimizer", default=None, metavar="{" + ",".join(OPTIMIZERS) + "}", help=f"optimizer {_PRESET}")
+    p.add_argument("--epochs", type=int, default=None, help=f"training epochs {_PRESET}")
+    p.add_argument("--batch-size", type=int, default=None, help=f"training batch size {_PRESET}")
+    p.add_argument("--lr", type=float, default=None, help=f"base learning rate, per optimizer {_PRESET}")
+    p.add_argument("--momentum", type=float, default=None, help=f"SGD momentum {_PRESET}")
     p.add_argument("--schedule", default=None, metavar="{" + ",".join(SCHEDULES) + "}",
-                   help=f"learning-rate schedule, per step (default: from the preset; {_preset_default('schedule')})")
-    p.add_argument("--warmup-epochs", type=float, default=None,
-                   help=f"linear warm-up before the cosine decay (default: from the preset; "
-                   f"{_preset_default('warmup_epochs')})")
+                   help=f"learning-rate schedule, per step {_PRESET}")
+    p.add_argument("--warmup-epochs", type=float, default=None, help=f"linear warm-up before the cosine decay {_PRESET}")
     p.add_argument("--variant", default=None,
                    help="model size from the model's variants table ("
                    + "; ".join(f"{n}: {', '.join(m.variants)}" for n, m in MODELS.items() if m.variants)
-                   + f") (default: from the preset; {_preset_default('variant')})")
+                   + f") {_PRESET}")
     p.add_argument("--weight-decay", type=float, default=None,
-                   help="AdamW weight decay, kept off norms, biases and embeddings (default: from the preset; "
-                   f"{_preset_default('weight_decay')})")
+                   help=f"AdamW weight decay, kept off norms, biases and embeddings {_PRESET}")
     p.add_argument("--label-smoothing", type=float, default=None,
-                   help=f"label smoothing of the training loss (default: from the preset; "
-                   f"{_preset_default('label_smoothing')})")
+                   help=f"label smoothing of the training loss {_PRESET}")
     p.add_argument("--augment-shift", type=int, default=None, metavar="PIXELS",
-                   help="random shifts of up to PIXELS in each direction, drawn once in NumPy so both frameworks "
-                   f"see the same images; 0 turns them off (default: from the preset; {_preset_default('augment_shift')})")
+                   help=f"random shifts of up to PIXELS each way, the same in both frameworks; 0: none {_PRESET}")
+    p.add_argument("--device", default="auto", metavar="{" + ",".join(DEVICES) + "}",
+                   help="where both frameworks train: auto (a GPU when the framework sees one), cpu, or gpu (an "
+                   "error when there is none) (default: auto)")
     p.add_argument("--devices", type=int, default=None, metavar="N",
-                   help="JAX: split each batch over N local devices (data parallelism, e.g. several GPUs; a CPU is one "
-                   "device only unless XLA_FLAGS makes more); 1 turns it off; PyTorch ignores it (default: "
-                   "all local devices that divide the batch size)")
-    p.add_argument("--steps-per-call", type=int, default=None, metavar="N",
-                   help="JAX: N training steps per compiled call (a lax.fori_loop; the same updates, fewer "
-                   "dispatches, for GPUs; on XLA CPU about as fast as one call per step); PyTorch ignores it (default: 1)")
+                   help="devices per run, the same for both frameworks: JAX splits each batch over N local devices "
+                   "(data parallelism); PyTorch trains on one (default: 1 with --framework both, else every local "
+                   "device that divides the batch)")
     p.add_argument("--kernels", default=None, metavar="{" + ",".join(KERNELS) + "}",
                    help="JAX models' layers: stock (Flax's own), tuned (jax_impl.kernels, the XLA-CPU fast paths: "
                    "same parameters and values), auto (tuned on a CPU, stock elsewhere); each run records the "
                    "choice it resolved to; PyTorch ignores it (default: auto)")
+    p.add_argument("--steps-per-call", type=int, default=None, metavar="N",
+                   help="JAX: N training steps per compiled call (a lax.fori_loop: the same updates, fewer "
+                   "dispatches, for GPUs); PyTorch ignores it (default: 1)")
     p.add_argument("--weights", default=None, metavar="{auto,pretrained,none,PATH}",
-                   help="torchvision models' initial weights: pretrained (the torchvision weights enum, from the "
-                   "TORCH_HOME cache or downloaded), none (random init), auto (pretrained when available, else "
-                   "random init with a warning), or a state-dict file (torch.save or .safetensors) "
-                   f"(default: from the preset; {_preset_default('weights')})")
+                   help="torchvision models' initial weights: pretrained (torchvision's, from the TORCH_HOME cache "
+                   "or downloaded), none (random init), auto (pretrained when available, else random init with a "
+                   f"warning), or a state-dict file (torch.save or .safetensors) {_PRESET}")
     p.add_argument("--image-size", type=int, default=None, metavar="PX",
                    help="torchvision models: MNIST is resized to PX x PX ("
-                   + ", ".join(f"{m} needs >= {px}" for m, px in MIN_IMAGE_SIZE.items())
-                   + f") (default: from the preset; {_preset_default('image_size')})")
+                   + ", ".join(f"{m} needs >= {px}" for m, px in MIN_IMAGE_SIZE.items()) + f") {_PRESET}")
     p.add_argument("--freeze-features", action=argparse.BooleanOptionalAction, default=None,
-                   help="VGG16/AlexNet: train only the classifier layers, keeping the convolutional feature "
-                   f"extractor fixed (default: from the preset; {_preset_default('freeze_features')})")
+                   help=f"VGG16/AlexNet: train only the classifier layers {_PRESET}")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="torchvision models: bfloat16 mixed precision, on a CUDA GPU only (default: from the "
-                   f"preset, on where a GPU runs it; {_preset_default('amp')})")
+                   help="torchvision models: bfloat16 mixed precision, on a CUDA GPU only (default: from the preset, "
+                   "on where a GPU runs it)")
     p.add_argument("--detector", default=None, metavar="{" + ",".join(MODELS["faster_rcnn"].variants) + "}",
                    help=f"Faster R-CNN detector (default: {MODELS['faster_rcnn'].variants[0]})")
-    p.add_argument("--test-size", type=int, default=None, metavar="N",
-                   help="evaluate on a fixed random subset of N test images (split seed 0) "
-                   f"(default: from the preset; {_preset_default('test_size')})")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the initial weights, the dropout stream and the epoch order (default: 0)")
     p.add_argument("--seeds", default=None, metavar="S1,S2,...",
                    help="run every model and framework once per seed, for statistics over seeds; "
                    "replaces --seed (default: just --seed)")
     p.add_argument("--train-size", type=int, default=None, metavar="N",
-                   help="train on the first N images of the shuffled training split; the split itself is "
-                   f"fixed (split seed 0) (default: from the preset; {_preset_default('train_size')})")
+                   help=f"train on the first N images of the shuffled training split {_PRESET}")
     p.add_argument("--val-size", type=int, default=None, metavar="N",
-                   help="validation images held out of the 60,000 training images, for per-epoch monitoring "
-                   f"(default: from the preset; {_preset_default('val_size')})")
+                   help=f"validation images held out of the 60,000 training images {_PRESET}")
+    p.add_argument("--test-size", type=int, default=None, metavar="N",
+                   help=f"evaluate on a fixed random subset of N test images {_PRESET}")
     p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="folder with the MNIST IDX files, gzipped or raw, or torchvision's MNIST/raw; with "
-                   "--data-source tfds, the TFDS data dir (default: the shipped data/mnist; for tfds, "
-                   "~/tensorflow_datasets)")
+                   help="folder with the MNIST IDX files, or torchvision's MNIST/raw; with --data-source tfds, the "
+                   "TFDS data dir (default: $MNIST_DATA_DIR, else the shipped copy)")
     p.add_argument("--data-source", default="idx", metavar="{" + ",".join(DATA_SOURCES) + "}",
-                   help="where MNIST comes from (default: idx)")
+                   help="where MNIST comes from; tfds needs the [tfds] extra (default: idx)")
     p.add_argument("--out", default="results", metavar="DIR",
-                   help="folder for results.json and results.md (default: results)")
+                   help="folder for results.json, history.jsonl, the reports and plots (default: results)")
     p.add_argument("--malloc", default="tuned", metavar="{tuned,default}",
                    help="glibc malloc settings for both frameworks: tuned keeps large buffers in the heap between "
-                   "steps (see benchmarks/malloc.py; faster on a CPU), default leaves glibc's own (default: tuned)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown)")
+                   "steps (benchmarks/malloc.py), default leaves glibc's own (default: tuned)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar; one line per epoch is still printed (default: bar shown)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines (default: off)")
     return p
 
 
@@ -210,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         return _main(argv)
-    except (UsageError, DataError, ModelBuildError) as err:
+    except (UsageError, DataError, ModelBuildError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except FloatingPointError as err:
@@ -243,10 +222,41 @@ def _plan(args, frameworks: list[str]) -> list[tuple[str, list[str]]]:
     return plan
 
 
+def _devices(args, backends: dict) -> int | None:
+    """Devices per run: ``--devices`` for every framework, or with ``--framework both`` the smaller of
+    the two frameworks' counts, so that a speed ratio compares equal hardware; None: JAX's default."""
+    counts = {fw: b.device_count() for fw, b in backends.items()}
+    if args.devices is not None:
+        for fw, count in counts.items():
+            if args.devices > count:
+                what = "trains on one device per process" if fw == "torch" else f"sees {count} local device(s)"
+                raise UsageError(f"--devices {args.devices}: {backends[fw].label} {what}")
+        return args.devices
+    return min(counts.values()) if len(counts) > 1 else None
+
+
+def _epoch_logger(args, history: HistoryLog, backend, s):
+    """Per finished epoch: one line on stderr (unless --quiet) and one line in history.jsonl."""
+    label = f"{backend.name} {s.model} seed {s.seed}"
+
+    def log(stats) -> None:
+        if not args.quiet:
+            tqdm.write(epoch_line(label, s.epochs, stats), file=sys.stderr)
+        history.write({"framework": backend.name, "model": s.model, "variant": s.variant, "seed": s.seed,
+                       **stats.as_dict(), "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")})
+
+    return log
+
+
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.list_presets:
+        print(presets_table())
+        return 0
     if args.malloc not in ("tuned", "default"):
         raise UsageError(f"unknown --malloc {args.malloc!r} (choose from tuned, default)")
+    if args.device not in DEVICES:
+        raise UsageError(f"--device {args.device!r} is unknown (choose from {', '.join(DEVICES)})")
     # before any framework allocates, so the same for both (see benchmarks.malloc)
     malloc = keep_large_buffers() if args.malloc == "tuned" else {}
     frameworks = parse_frameworks(args.framework)
@@ -257,18 +267,23 @@ def _main(argv: list[str]) -> int:
         raise UsageError(f"unknown data source {args.data_source!r} (choose from {', '.join(DATA_SOURCES)})")
     for name, _ in plan:  # reject bad values before any work
         resolve_settings(args, name, args.preset or "cpu", strict)
+    if not args.out.strip():
+        raise UsageError("--out must name a folder, got an empty path")
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} exists and is not a folder")
+    if args.data_dir is not None and not args.data_dir.strip():
+        raise UsageError("--data-dir must name a folder, got an empty path")
 
     data = load_mnist(args.data_dir, args.data_source)
     needed = [fw for fw in FRAMEWORKS if any(fw in fws for _, fws in plan)]
-    backends = {fw: BACKENDS[fw]() for fw in needed}  # imports each framework lazily
+    backends = {fw: BACKENDS[fw](args.device) for fw in needed}  # imports each framework lazily
+    devices = _devices(args, backends)
     has_gpu = any(b.has_gpu() for b in backends.values())
     preset = args.preset or ("full" if has_gpu else "cpu")
     settings = {}
     for name, _ in plan:
-        s = resolve_settings(args, name, preset, strict)
+        s = resolve_settings(args, name, preset, strict).replace(devices=devices)
         try:
             split = train_val_split(len(data.train_labels), val_size=s.val_size, train_size=s.train_size)
         except ValueError as err:
@@ -298,6 +313,7 @@ def _main(argv: list[str]) -> int:
         "runs": [],
         "throughput_ratios": [],
     }
+    history = HistoryLog(out_dir / "history.jsonl")
     for name, fws in plan:
         s = settings[name]
         extra = f" | {s.image_size} px | weights {s.weights}" if MODELS[name].finetune else ""
@@ -308,14 +324,18 @@ def _main(argv: list[str]) -> int:
         for seed in seeds:
             for fw in fws:
                 backend = backends[fw]
+                run_settings = s.replace(seed=seed)
                 print(f"[{backend.label}] training {name}, seed {seed}, on {backend.device()}", file=sys.stderr)
-                run = run_one(backend, s.replace(seed=seed), data, progress=not args.no_progress)
+                run = run_one(backend, run_settings, data, progress=not (args.no_progress or args.quiet),
+                              on_epoch=_epoch_logger(args, history, backend, run_settings))
                 results["runs"].append(run)
                 results["throughput_ratios"] = throughput_ratios(results["runs"])
                 write_results(out_dir, results)
                 print(f"[{backend.label}] {name} seed {seed}: test accuracy {run['test_accuracy']:.2%}, macro-F1 "
-                      f"{run['test_macro_f1']:.4f}, {run['train_time_s']:.1f} s training; weights {run['weights']}",
-                      file=sys.stderr)
+                      f"{run['test_macro_f1']:.4f}, {run['train_time_s']:.1f} s training on {run['devices']} "
+                      f"device(s); weights {run['weights']}", file=sys.stderr)
+                for warning in run["warnings"]:
+                    print(f"[{backend.label}] warning: {name} seed {seed}: {warning}", file=sys.stderr)
 
     print(results_table(results["runs"]))
     if len(seeds) > 1:
@@ -323,7 +343,7 @@ def _main(argv: list[str]) -> int:
         print(summary_table(results["runs"]))
     for line in ratio_lines(results["throughput_ratios"]):
         print(line)
-    print(f"wrote results.json, results.md, results.csv, report.md and plots in {out_dir}")
+    print(f"wrote results.json, history.jsonl, results.md, results.csv, report.md and plots in {out_dir}")
     return 0
 
 

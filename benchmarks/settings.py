@@ -11,6 +11,7 @@ runner prints as its flag.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -128,6 +129,8 @@ def resolve(model: str, preset: str, overrides: Mapping[str, object] | None = No
 
 def _check(s: Settings, spec) -> None:
     """Raise ConfigError for the first value out of range (TrainConfig checks the training ones)."""
+    if not math.isfinite(s.warmup_epochs):
+        raise ConfigError("warmup_epochs", f"must be a finite number, got {s.warmup_epochs}")
     s.train_config(num_train=0)  # checks the training settings (warm-up steps aside, which need the data)
     if s.variant is not None and s.variant not in spec.variants:
         raise ConfigError("variant", f"{s.variant!r} is unknown for {s.model} (choose from {', '.join(spec.variants)})")
@@ -149,5 +152,6 @@ def _check(s: Settings, spec) -> None:
         if s.image_size is None or s.image_size < minimum:
             raise ConfigError("image_size", f"must be >= {minimum} px for {s.model}, got {s.image_size}")
         if s.weights not in WEIGHTS_CHOICES and not Path(s.weights).is_file():
-            raise ConfigError("weights", f"{s.weights}: no such file (expected {', '.join(WEIGHTS_CHOICES)} "
+            what = "is a folder, not a file" if Path(s.weights).is_dir() else "no such file"
+            raise ConfigError("weights", f"{s.weights}: {what} (expected {', '.join(WEIGHTS_CHOICES)} "
                               "or a state-dict file)")

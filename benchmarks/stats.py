@@ -64,6 +64,7 @@ def summary_by_group(runs: list[dict]) -> list[dict]:
             "weights": sorted({r["weights"].split(" (seed")[0] for r in members}),
             "params": first.get("params"),
             "device": first.get("device"),
+            "devices": first.get("devices", 1),
             "preset": first.get("preset"),
             "metrics": {key: summarize([r.get(key) for r in members]) for key in METRICS},
         })

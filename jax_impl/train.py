@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -202,6 +203,7 @@ def fit(
     optimizer: optax.GradientTransformation | None = None,
     progress: bool = True,
     log_every: int = 50,
+    on_epoch: Callable[[EpochStats], None] | None = None,
 ) -> FitResult:
     """Train ``model`` in place for ``config.epochs`` epochs; validate after each when given a validation set.
 
@@ -214,7 +216,9 @@ def fit(
     ``optimizer``: an optax transformation used as it is, instead of the one the
     config names (its learning rate is then not recorded). With several local
     devices each batch is split over them (``config.devices`` caps how many).
-    Raises FloatingPointError when the running loss stops being finite.
+    ``on_epoch`` is called with each epoch's :class:`~mnist_common.EpochStats` as it ends
+    (by default, with ``progress``, one line is printed). Raises FloatingPointError when the
+    running loss stops being finite.
     """
     n = len(images)
     if len(labels) != n:
@@ -302,7 +306,9 @@ def fit(
         stats = EpochStats(epoch + 1, float(loss_sum) / steps, epoch_time, steps * batch_size / epoch_time,
                            lr_at((epoch + 1) * steps - 1), **val)
         history.append(stats)
-        if progress:
+        if on_epoch is not None:
+            on_epoch(stats)
+        elif progress:
             print_epoch("jax", config.epochs, stats)
 
     nnx.update((model, opt), placed(state, single))  # the model lives on one device again

@@ -9,6 +9,7 @@ fields the same way, so a report never has to ask which framework it reads.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from mnist_common.schedules import SCHEDULES, schedule_factor
 
@@ -59,6 +60,10 @@ class TrainConfig:
     amp: bool = False
 
     def __post_init__(self):
+        for field in ("lr", "momentum", "weight_decay", "label_smoothing"):
+            value = getattr(self, field)
+            if not math.isfinite(value):
+                raise ConfigError(field, f"must be a finite number, got {value}")
         checks = (
             ("epochs", self.epochs >= 1, f"must be at least 1, got {self.epochs}"),
             ("batch_size", self.batch_size >= 1, f"must be at least 1, got {self.batch_size}"),

@@ -11,13 +11,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, module: str = "benchmarks.run", timeout: int = 300,
-            env: dict | None = None) -> subprocess.CompletedProcess:
-    """``python -m <module> args`` from the repository root, output captured; ``env`` adds variables."""
+def run_cli(*args: str, module: str = "benchmarks.run", timeout: int = 300, env: dict | None = None,
+            umask: int = 0o022) -> subprocess.CompletedProcess:
+    """``python -m <module> args`` from the repository root under ``umask``, output captured; ``env`` adds variables."""
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True, text=True, timeout=timeout, preexec_fn=lambda: os.umask(umask),
     )
 
 

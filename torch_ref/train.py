@@ -184,6 +184,7 @@ def fit(
     task: Task = CLASSIFICATION,
     progress: bool = True,
     log_every: int = 50,
+    on_epoch: Callable[[EpochStats], None] | None = None,
 ) -> FitResult:
     """Train ``model`` in place (on its current device); the same contract as ``jax_impl.train.fit``.
 
@@ -193,7 +194,9 @@ def fit(
     training and off in validation. ``optimizer``: a factory called with the
     trainable parameters (``functools.partial(torch.optim.RMSprop, lr=1e-3)``), used
     as it is instead of the one the config names. ``config.amp``: bfloat16 autocast,
-    on a CUDA device only. Raises FloatingPointError when the running loss stops being finite.
+    on a CUDA device only. ``on_epoch`` is called with each epoch's stats as it ends (by default,
+    with ``progress``, one line is printed). Raises FloatingPointError when the running loss
+    stops being finite.
     """
     n = len(images)
     if len(labels) != n:
@@ -247,7 +250,9 @@ def fit(
         stats = EpochStats(epoch + 1, loss_sum.item() / steps, epoch_time, steps * batch_size / epoch_time,
                            lr_at((epoch + 1) * steps - 1), **val)
         history.append(stats)
-        if progress:
+        if on_epoch is not None:
+            on_epoch(stats)
+        elif progress:
             print_epoch("torch", config.epochs, stats)
 
     return FitResult(history=history, train_time_s=sum(h.epoch_time_s for h in history), compile_time_s=0.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -15,20 +16,83 @@ class ReportError(Exception):
     """A report that cannot be made (no results.json, a bad one, no markers): one line, exit 2."""
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a file."""
+def _mode_for(path: Path) -> int:
+    """The mode ``path`` has, or the one ``open()`` would give a new file under the current umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def atomic_write(path: Path, content: str | bytes) -> None:
+    """Write via a temporary file and rename, so a crash never leaves half a file.
+
+    The file gets the mode an ordinary ``open()`` would give it (an existing file keeps its own),
+    not the 0600 of a temporary file.
+    """
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        os.fchmod(fd, _mode_for(path))
+        with os.fdopen(fd, "wb" if isinstance(content, bytes) else "w") as f:
+            f.write(content)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+class HistoryLog:
+    """``OUT/history.jsonl``: one JSON line per finished epoch, flushed as it ends, so a long run can be
+    followed with ``tail -f`` and a killed one keeps its finished epochs."""
+
+    def __init__(self, path: Path, *, append: bool = False):
+        self.path = Path(path)
+        if not append:
+            self.path.write_text("")
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+#: What the report renderers read from every run record and every epoch of its history.
+RUN_FIELDS = ("framework", "model", "seed", "optimizer", "epochs", "batch_size", "lr", "schedule", "warmup_steps",
+              "preset", "weights", "train_size", "val_size", "device", "train_loss", "test_loss", "test_accuracy",
+              "test_macro_f1", "train_time_s", "compile_time_s", "warmup_time_s", "images_per_s", "params",
+              "per_class", "confusion_matrix", "history")
+EPOCH_FIELDS = ("epoch", "train_loss", "epoch_time_s", "images_per_s")
+
+
+def check_results(results, path: Path) -> None:
+    """ReportError naming the first field a report needs and ``results`` lacks."""
+    if not isinstance(results, dict) or not isinstance(results.get("runs"), list) or "environment" not in results:
+        raise ReportError(f"{path}: not a benchmarks.run results file (no runs/environment)")
+    env = results["environment"]
+    for where, fields in (("environment", ("host", "data")), ("environment.host", ("cpu", "cpu_count", "python")),
+                          ("environment.data", ("source", "location", "train", "test"))):
+        part = env if where == "environment" else env.get(where.split(".")[1], {})
+        missing = [f for f in fields if not isinstance(part, dict) or f not in part]
+        if missing:
+            raise ReportError(f"{path}: {where} has no {missing[0]!r}")
+    if "command" not in results:
+        raise ReportError(f"{path}: no 'command'")
+    for i, run in enumerate(results["runs"]):
+        missing = [f for f in RUN_FIELDS if not isinstance(run, dict) or f not in run]
+        if missing:
+            raise ReportError(f"{path}: runs[{i}] has no {missing[0]!r}")
+        for j, epoch in enumerate(run["history"]):
+            missing = [f for f in EPOCH_FIELDS if not isinstance(epoch, dict) or f not in epoch]
+            if missing:
+                raise ReportError(f"{path}: runs[{i}].history[{j}] has no {missing[0]!r}")
+
+
 def load_results(folder: Path) -> dict:
-    """``folder/results.json``, checked to be a runner's results file."""
+    """``folder/results.json``, checked to hold what the reports read."""
     path = folder / "results.json"
     if not path.is_file():
         raise ReportError(f"{folder}: no results.json (run python -m benchmarks.run --out {folder} first)")
@@ -36,8 +100,7 @@ def load_results(folder: Path) -> dict:
         results = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise ReportError(f"{path}: not readable JSON ({err})") from None
-    if not isinstance(results, dict) or not isinstance(results.get("runs"), list) or "environment" not in results:
-        raise ReportError(f"{path}: not a benchmarks.run results file (no runs/environment)")
+    check_results(results, path)
     return results
 
 

@@ -6,6 +6,7 @@ drawing a report never touches a global backend or opens a window.
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -20,8 +21,13 @@ LINESTYLES = ("-", "--", ":", "-.")
 
 
 def _save(fig: Figure, path: Path) -> Path:
+    """Draw ``fig`` as a PNG at ``path``, written atomically like every report file."""
+    from benchmarks.report.files import atomic_write
+
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
+    atomic_write(path, png.getvalue())
     return path
 
 

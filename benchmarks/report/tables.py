@@ -22,6 +22,7 @@ COLUMNS = (
     ("compile (s)", "compile_time_s", "{:.2f}"),
     ("images/s", "images_per_s", "{:.0f}"),
     ("params", "params", "{:,}"),
+    ("devices", "devices", "{}"),
     ("device", "device", "{}"),
 )
 
@@ -145,6 +146,8 @@ def _run_section(run: dict) -> list[str]:
            + (", bfloat16 autocast" if run.get("amp") else "") + "." if run.get("image_size") else ""),
         "",
     ]
+    if run.get("warnings"):
+        out += [f"**Warning:** {w}." for w in run["warnings"]] + [""]
     if run.get("no_detection_rate") is not None:
         iou = run.get("mean_top_box_iou")
         out += [f"Detection read as classification: {run['no_detection_rate']:.2%} of test images had no detection "

@@ -88,3 +88,23 @@ def copy_of_mnist(tmp_path):
     folder = tmp_path / "mnist"
     shutil.copytree(DEFAULT_DATA_DIR, folder)
     return folder
+
+
+def test_the_shipped_copy_is_looked_up_in_order(tmp_path, monkeypatch):
+    """$MNIST_DATA_DIR, then the repository's data/mnist, then an install's mnist_data package; else one line
+    naming all three."""
+    import benchmarks.data as data
+
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(DEFAULT_DATA_DIR, copy)
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(copy))
+    assert data.shipped_data_dir() == copy and load_mnist().location == str(copy)
+    monkeypatch.delenv(data.DATA_DIR_ENV)
+    assert data.shipped_data_dir() == DEFAULT_DATA_DIR
+    monkeypatch.setattr(data, "DEFAULT_DATA_DIR", tmp_path / "no-checkout")
+    monkeypatch.setattr(data, "installed_data_dir", lambda: None)
+    with pytest.raises(DataError) as err:
+        data.shipped_data_dir()
+    message = str(err.value)
+    assert "--data-dir" in message and "MNIST_DATA_DIR" in message and "mnist_data" in message
+    assert str(tmp_path / "no-checkout") in message

@@ -13,53 +13,14 @@ from cli_helpers import assert_one_line_error, run_cli
 
 from benchmarks.report import blocks, compare, files, summary, tables
 from benchmarks.stats import format_ci, format_mean_std, summarize, summary_by_group
+from report_records import sample_results
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _run(framework, model, seed, acc, images_per_s, *, variant=None, epochs=2):
-    history = [{"epoch": e + 1, "train_loss": 0.5 / (e + 1) + seed * 0.01, "val_loss": 0.3 / (e + 1),
-                "val_accuracy": 0.9 + 0.02 * e + 0.001 * seed, "epoch_time_s": 10.0, "images_per_s": images_per_s,
-                "lr": 1e-3} for e in range(epochs)]
-    cm = [[0] * 10 for _ in range(10)]
-    for c in range(10):
-        cm[c][c] = 98
-        cm[c][(c + 1) % 10] = 2
-    return {
-        "framework": framework, "model": model, "variant": variant, "optimizer": "adam", "epochs": epochs,
-        "batch_size": 128, "lr": 1e-3, "momentum": None, "schedule": "cosine", "warmup_steps": 0,
-        "seed": seed, "preset": "cpu", "weights": f"random init (seed {seed})", "train_size": 55000,
-        "val_size": 5000, "test_size": 10000, "device": "cpu: test", "train_loss": history[-1]["train_loss"],
-        "val_accuracy": history[-1]["val_accuracy"], "test_loss": 0.03, "test_accuracy": acc,
-        "test_macro_f1": acc - 0.0001, "train_time_s": 60000 / images_per_s, "compile_time_s": 0.5 if framework == "jax" else 0.0,
-        "warmup_time_s": 0.05, "images_per_s": images_per_s, "test_eval_time_s": 1.0, "steps_per_epoch": 429,
-        "params": 421642, "per_class": {str(c): {"precision": 0.98, "recall": 0.98, "f1-score": 0.98, "support": 100}
-                                        for c in range(10)},
-        "confusion_matrix": cm, "history": history,
-    }
-
-
 @pytest.fixture
 def results():
-    runs = []
-    for seed, (ja, ta) in enumerate([(0.9934, 0.9924), (0.9931, 0.9919), (0.9935, 0.9926)]):
-        runs += [_run("jax", "cnn", seed, ja, 6000.0 + 100 * seed), _run("torch", "cnn", seed, ta, 5000.0)]
-    runs.append(_run("torch", "vit", 0, 0.978, 2400.0, variant="tiny/7"))
-    return {
-        "command": "python -m benchmarks.run --framework both --seeds 0,1,2",
-        "settings": {},
-        "environment": {
-            "host": {"python": "3.11.7", "platform": "Linux", "cpu": "Test CPU", "cpu_count": 2, "numpy": "2.0",
-                     "xla_flags": "", "git_commit": "abc123"},
-            "data": {"source": "idx", "location": "data/mnist", "train": 60000, "test": 10000,
-                     "checksums": {"train-images-idx3-ubyte.gz": {"sha256": "ab" * 32, "records_sha256": "cd" * 32,
-                                                                  "verified_by_sha256sums": True}}},
-            "frameworks": {"jax": {"versions": {"jax": "0.10.2"}, "device": "cpu: Test CPU", "device_count": 1},
-                           "torch": {"versions": {"torch": "2.14.1"}, "device": "cpu: Test CPU", "threads": 2}},
-        },
-        "runs": runs,
-        "throughput_ratios": summary.throughput_ratios(runs),
-    }
+    return sample_results()
 
 
 def test_summarize_matches_hand_arithmetic():
@@ -206,12 +167,12 @@ def test_parity_summary_goes_into_the_readme(tmp_path):
     folder.mkdir()
     (folder / "summary.md").write_text(text)
     readme = tmp_path / "README.md"
-    begin, end = report_markers = blocks.markers(folder.as_posix())
+    begin, end = blocks.markers(folder.as_posix())
     readme.write_text(f"x\n{begin}\n{end}\ny\n")
     proc = run_cli(str(folder), "--readme", str(readme), module="benchmarks.report")
     assert proc.returncode == 0, proc.stderr
     assert "1.12x" in readme.read_text() and readme.read_text().endswith("\ny\n")
-    assert report_markers[0] in readme.read_text()
+    assert blocks.markers(folder.as_posix(), str(readme))[0] in readme.read_text()  # names the file it is in
 
 
 def _collection(tmp_path, results):
@@ -271,3 +232,32 @@ def test_git_commit_prefers_the_commit_the_caller_names(monkeypatch):
     head = git_commit()
     monkeypatch.setenv("BENCH_GIT_COMMIT", "b917be2")
     assert git_commit() == "b917be2" and head != "b917be2"
+
+
+def test_report_cli_on_a_results_file_missing_fields_is_one_line(tmp_path, results):
+    del results["runs"][1]["test_accuracy"]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert_one_line_error(run_cli(str(tmp_path), module="benchmarks.report"), "runs[1] has no 'test_accuracy'")
+
+
+def test_readme_keeps_its_mode_after_a_generated_block(tmp_path, results):
+    import stat
+
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    readme = tmp_path / "README.md"
+    begin, end = blocks.markers(tmp_path.as_posix())
+    readme.write_text(f"{begin}\n{end}\n")
+    readme.chmod(0o644)
+    assert run_cli(str(tmp_path), "--readme", str(readme), "--no-plots", module="benchmarks.report").returncode == 0
+    assert stat.S_IMODE(readme.stat().st_mode) == 0o644 and "99.33" in readme.read_text()
+
+
+def test_warnings_and_device_counts_reach_the_reports(tmp_path, results):
+    results["runs"][0]["warnings"] = ["test accuracy 9.80% is near chance (10%): the model did not learn"]
+    files.write_results(tmp_path, results, plots=False)
+    assert "## Warnings" in (tmp_path / "report.md").read_text()
+    assert "**Warning:** test accuracy 9.80%" in (tmp_path / "results.md").read_text()
+    assert "1 device each" in (tmp_path / "report.md").read_text()
+    runs = [dict(results["runs"][0], devices=4), dict(results["runs"][1], devices=1)]
+    assert "JAX on 4 devices, PyTorch on 1" in summary.speed_lines(runs)[0]
+    assert summary.ratio_lines(summary.throughput_ratios(runs))[0].endswith("JAX on 4 devices, PyTorch on 1)")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import stat
+import sys
 
 import pytest
 
@@ -43,7 +46,29 @@ def test_smoke_writes_results_with_the_agreed_keys(smoke_both):
         assert {"epoch", "train_loss", "val_loss", "val_accuracy", "epoch_time_s", "lr"} <= set(run["history"][0])
     assert results["runs"][0]["compile_time_s"] > 0
     assert [r["kernels"] for r in results["runs"]] == ["tuned", None, "tuned", None]  # auto on a CPU: tuned
+    assert [r["devices"] for r in results["runs"]] == [1, 1, 1, 1]  # both: the same device count
     assert (out / "results.md").read_text().startswith("# MNIST benchmark results")
+
+
+def test_every_epoch_is_a_line_on_stderr_and_in_history_jsonl(smoke_both):
+    """--no-progress hides the bar, not the epochs: 2 epochs x 2 seeds x 2 frameworks."""
+    proc, out, _ = smoke_both
+    lines = [line for line in proc.stderr.splitlines() if re.match(r"(jax|torch) +cnn seed [01] epoch [12]/2: ", line)]
+    assert len(lines) == 8, proc.stderr
+    records = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [(r["framework"], r["seed"], r["epoch"]) for r in records] == [
+        (fw, seed, epoch) for seed in (0, 1) for fw in ("jax", "torch") for epoch in (1, 2)]
+    assert {"model", "train_loss", "val_loss", "val_accuracy", "epoch_time_s", "images_per_s", "lr", "time"} <= set(
+        records[0])
+
+
+def test_files_get_ordinary_permissions(smoke_both):
+    """Written under umask 022 (run_cli's): 0644, like any file open() makes, not a temporary file's 0600."""
+    from benchmarks.report.plots import PLOTS
+
+    _, out, _ = smoke_both
+    for name in ("results.json", "results.md", "results.csv", "report.md", "history.jsonl", *PLOTS):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
 
 
 def test_seeds_write_the_study_files(smoke_both):
@@ -159,9 +184,11 @@ def test_vit_smoke_in_both_frameworks(tmp_path):
 
 def test_augmented_cnn_run_records_its_recipe(tmp_path):
     proc = run_cli("--framework", "torch", "--preset", "smoke", "--epochs", "1", "--augment-shift", "2",
-                   "--optimizer", "adamw", "--weight-decay", "0.01", "--label-smoothing", "0.1", "--no-progress",
+                   "--optimizer", "adamw", "--weight-decay", "0.01", "--label-smoothing", "0.1", "--quiet",
                    "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
+    assert " epoch 1/1" not in proc.stderr  # --quiet: no per-epoch lines (history.jsonl still has them)
+    assert len((tmp_path / "history.jsonl").read_text().splitlines()) == 1
     (run,) = json.loads((tmp_path / "results.json").read_text())["runs"]
     assert (run["augment_shift"], run["weight_decay"], run["label_smoothing"]) == (2, 0.01, 0.1)
     assert run["variant"] is None and run["model"] == "cnn"
@@ -238,3 +265,61 @@ def test_kernels_stock_and_tuned_both_run_and_are_recorded(tmp_path):
         assert run["kernels"] == choice and run["framework"] == "jax"
         assert json.loads((out / "results.json").read_text())["settings"]["cnn"]["kernels"] == choice
         assert run["test_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--lr", "inf"], "--lr must be a finite number, got inf"),
+    (["--lr", "nan"], "--lr must be a finite number, got nan"),
+    (["--momentum", "-inf"], "--momentum must be a finite number"),
+    (["--optimizer", "adamw", "--weight-decay", "nan"], "--weight-decay must be a finite number"),
+    (["--label-smoothing", "nan"], "--label-smoothing must be a finite number"),
+    (["--warmup-epochs", "inf"], "--warmup-epochs must be a finite number"),
+    (["--out", ""], "--out must name a folder, got an empty path"),
+    (["--out", "  "], "--out must name a folder"),
+    (["--data-dir", ""], "--data-dir must name a folder"),
+    (["--data-dir", "README.md"], "a file, not a data folder"),
+    (["--data-dir", "/no/such/folder"], "data folder not found"),
+    (["--val-size", "-1"], "--val-size must be >= 0"),
+    (["--train-size", "0"], "--train-size must be at least 1"),
+    (["--devices", "0"], "--devices must be at least 1"),
+    (["--framework", "both", "--devices", "2"], "--devices 2:"),
+    (["--device", "tpu"], "--device 'tpu' is unknown (choose from auto, cpu, gpu)"),
+    (["--device", "gpu"], "--device gpu: JAX sees no GPU"),
+    (["--framework", "torch", "--device", "gpu"], "--device gpu: PyTorch sees no CUDA GPU"),
+    (["--framework", "torch", "--model", "vgg16", "--image-size", "0"], "--image-size must be >= 32 px"),
+    (["--framework", "torch", "--model", "vgg16", "--weights", "docs"], "is a folder, not a file"),
+    (["--data-source", "tfds"], "needs tensorflow-datasets, an optional extra"),
+])
+def test_bad_values_stop_before_training_with_one_line(tmp_path, capsys, monkeypatch, args, needle):
+    """In this process (fast): exit 2, one line, nothing written; tfds as if not installed."""
+    from benchmarks.run import main
+
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # import fails, as without the [tfds] extra
+    out = ["--out", str(tmp_path / "out")] if "--out" not in args else []
+    assert main([*args, "--preset", "smoke", *out]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_list_presets_prints_the_table_that_docs_runner_md_shows(capsys):
+    from benchmarks.presets import presets_table
+    from benchmarks.run import main
+    from cli_helpers import REPO
+
+    assert main(["--list-presets"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.strip() == presets_table() and "| vit         | full" in printed
+    assert presets_table() in (REPO / "docs" / "runner.md").read_text(), "regenerate docs/runner.md's presets table"
+
+
+def test_a_run_that_did_not_learn_warns_in_its_report(tmp_path):
+    """Adam at lr 1e4: the loss stays finite, the run finishes, and it says it learnt nothing."""
+    proc = run_cli("--framework", "torch", "--preset", "smoke", "--epochs", "2", "--train-size", "512", "--val-size",
+                   "100", "--test-size", "300", "--lr", "1e4", "--quiet", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    (run,) = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert any("near chance" in w for w in run["warnings"]), run["warnings"]
+    assert "warning: cnn seed 0: test accuracy" in proc.stderr
+    assert "## Warnings" in (tmp_path / "report.md").read_text()

@@ -82,8 +82,22 @@ def test_unreadable_or_missing_file_is_a_weights_error(tmp_path, content):
     path = tmp_path / "broken.pt"
     if content is not None:
         path.write_bytes(content)
-    with pytest.raises(WeightsError, match="cannot read weights" if content else "no such file"):
+    with pytest.raises(WeightsError, match="is not a state dict saved with torch.save" if content else "no such file"):
         weights.load_file(path)
+
+
+def test_a_pickled_model_is_refused_without_pytorchs_unsafe_advice(tmp_path):
+    """A whole pickled module (torch.save(model)) cannot load with weights_only=True; the message says what
+    is accepted instead of repeating PyTorch's advice to load it unsafely."""
+    path = tmp_path / "whole-model.pt"
+    torch.save(torch.nn.Linear(2, 2), path)
+    with pytest.raises(WeightsError) as err:
+        weights.load_file(path)
+    message = str(err.value)
+    assert "weights_only=False" not in message and "\n" not in message
+    assert "torch.save(model.state_dict())" in message and ".safetensors" in message
+    with pytest.raises(WeightsError, match="a folder, not a state-dict file"):
+        weights.load_file(tmp_path)
 
 
 def test_pretrained_offline_without_cache_names_the_file_and_where_it_goes(offline):

@@ -111,6 +111,8 @@ def load_pretrained(weights, *, progress: bool = True) -> tuple[dict, WeightsInf
 def load_file(path: str | os.PathLike) -> tuple[dict, WeightsInfo]:
     """A state dict from ``torch.save`` (read with ``weights_only=True``) or a ``.safetensors`` file."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"--weights {path}: a folder, not a state-dict file")
     if not path.is_file():
         raise WeightsError(f"--weights {path}: no such file (expected auto, pretrained, none or a state-dict file)")
     return _read_state_dict(path), WeightsInfo("file", str(path), sha256_of(path))
@@ -125,8 +127,11 @@ def _read_state_dict(path: Path) -> dict:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user mistake
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise WeightsError(f"cannot read weights from {path}: {first}") from None
+        # Not PyTorch's own message: it suggests weights_only=False, which would run the file's code.
+        kind = "a .safetensors file" if path.suffix == ".safetensors" else "a state dict saved with torch.save"
+        raise WeightsError(f"{path} is not {kind} that loads safely ({type(err).__name__}); accepted: "
+                           "torch.save(model.state_dict()) files, read with weights_only=True (pickled objects "
+                           "are refused), or .safetensors files") from None
     for key in ("state_dict", "model"):  # common checkpoint wrappers
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]
