@@ -86,16 +86,23 @@ class JaxBackend:
             "mem_fraction": os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION"),
         }
 
+    def resolve(self, settings: Settings) -> Settings:
+        """The settings as this backend runs them: ``kernels="auto"`` resolved for this JAX backend."""
+        from jax_impl import kernels
+
+        return settings.replace(kernels=kernels.resolve(settings.kernels))
+
     def build(self, spec: ModelSpec, settings: Settings, *, progress: bool = True):
-        """The Flax model, its weights drawn from ``settings.seed``, with the settings' kernels."""
+        """The Flax model, its weights drawn from ``settings.seed``, with the settings' kernels and precision."""
         args = (settings.variant,) if settings.variant else ()
-        return import_object(spec.jax)(*args, kernels=settings.kernels, rngs=self.nnx.Rngs(settings.seed))
+        return import_object(spec.jax)(*args, kernels=settings.kernels, dtype=self.jax.numpy.dtype(settings.precision),
+                                       rngs=self.nnx.Rngs(settings.seed))
 
     def fit(self, spec: ModelSpec, model, images, labels, config, **kwargs):
         return self.train.fit(model, images, labels, config, **kwargs)
 
-    def evaluate(self, spec: ModelSpec, model, images, labels, *, batch_size: int) -> dict:
-        return self.train.evaluate(model, images, labels, batch_size=batch_size)
+    def evaluate(self, spec: ModelSpec, model, images, labels, settings: Settings) -> dict:
+        return self.train.evaluate(model, images, labels, batch_size=settings.eval_batch_size)
 
     def kernels(self, model) -> str:
         """The layers the model runs: ``"stock"`` or ``"tuned"`` (``jax_impl.kernels``)."""
@@ -172,14 +179,21 @@ class TorchBackend:
         except (WeightsError, ValueError) as err:
             raise ModelBuildError(str(err)) from None
 
+    def resolve(self, settings: Settings) -> Settings:
+        """The settings as this backend runs them (nothing to resolve for PyTorch)."""
+        return settings
+
     def _task(self, spec: ModelSpec):
         return import_object(spec.torch_task) if spec.torch_task else self.train.CLASSIFICATION
 
     def fit(self, spec: ModelSpec, model, images, labels, config, **kwargs):
         return self.train.fit(model, images, labels, config, task=self._task(spec), **kwargs)
 
-    def evaluate(self, spec: ModelSpec, model, images, labels, *, batch_size: int) -> dict:
-        return self.train.evaluate(model, images, labels, batch_size=batch_size, task=self._task(spec))
+    def evaluate(self, spec: ModelSpec, model, images, labels, settings: Settings) -> dict:
+        """Evaluation in the run's precision, memory format and compile mode (the compiled model fit used)."""
+        return self.train.evaluate(model, images, labels, batch_size=settings.eval_batch_size, task=self._task(spec),
+                                   precision=settings.precision, compile=settings.torch_compile,
+                                   channels_last=settings.channels_last)
 
     def kernels(self, model) -> None:
         return None  # PyTorch's own layers, always

@@ -12,6 +12,7 @@ from benchmarks.data import MNIST, test_subset, train_val_split
 from benchmarks.metrics import classification_metrics, detection_metrics, prediction_metrics
 from benchmarks.registry import MODELS
 from benchmarks.settings import Settings
+from benchmarks.stats import mode_label
 
 
 def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, model=None,
@@ -42,7 +43,7 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
     test_idx = test_subset(len(data.test_labels), s.test_size)
     test_labels = data.test_labels[test_idx]
     t0 = time.perf_counter()
-    test = backend.evaluate(spec, model, data.test_images[test_idx], test_labels, batch_size=s.eval_batch_size)
+    test = backend.evaluate(spec, model, data.test_images[test_idx], test_labels, s)
     eval_time = time.perf_counter() - t0
     if "predictions" in test:  # a detector read as a classifier
         metrics = prediction_metrics(test["predictions"], test_labels) | detection_metrics(test["outputs"])
@@ -51,11 +52,15 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
     ips = fit.images_per_s
     flops = fit.train_flops_per_image
     history = [h.as_dict() for h in fit.history]
-    return {
+    torch_run = backend.name == "torch"
+    record = {
         "framework": backend.name,
         "model": s.model,
         "variant": s.variant,
         "kernels": backend.kernels(model),
+        "precision": s.precision,
+        "torch_compile": s.torch_compile if torch_run else None,
+        "channels_last": s.channels_last if torch_run and spec.convnet else None,
         "optimizer": s.optimizer,
         "epochs": s.epochs,
         "batch_size": s.batch_size,
@@ -72,7 +77,6 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
         "weights_info": info.as_dict() if info is not None else None,
         "image_size": s.image_size,
         "freeze_features": s.freeze_features if spec.finetune else None,
-        "amp": s.amp,
         "train_size": int(len(split.train)),
         "val_size": int(len(split.val)),
         "test_size": int(len(test_idx)),
@@ -86,6 +90,7 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
         "mean_top_box_iou": metrics.get("mean_top_box_iou"),
         "train_time_s": fit.train_time_s,
         "compile_time_s": fit.compile_time_s,
+        "recompilations": fit.recompilations,
         "warmup_time_s": fit.warmup_time_s,
         "images_per_s": ips,
         "test_eval_time_s": eval_time,
@@ -100,6 +105,7 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
         "history": history,
         "warnings": training_warnings(history, metrics["accuracy"]),
     }
+    return {**record, "mode": mode_label(backend.name, record)}
 
 
 #: Below this test accuracy a 10-class run learnt next to nothing (chance is 10%).

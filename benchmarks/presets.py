@@ -39,7 +39,7 @@ class Preset:
     image_size: int | None = None  # MNIST is resized to this side
     weights: str | None = None  # auto | pretrained | none | a path
     freeze_features: bool = False  # train only the classifier layers
-    amp: bool = False  # bfloat16 autocast, where a CUDA GPU runs it
+    precision: str = "float32"  # float32, or bfloat16 computation (mixed precision)
 
 
 # CNN: Adam with per-step cosine decay (how the cpu preset was chosen: docs/runner.md).
@@ -73,7 +73,7 @@ ALEXNET_PRESETS = {
     "cpu": Preset(epochs=2, batch_size=64, lr=_FT_LR, train_size=16000, val_size=2000, eval_batch_size=500,
                   image_size=63, weights="auto"),
     "full": Preset(epochs=3, batch_size=128, lr=_FT_LR, optimizer="sgd", warmup_epochs=0.2, eval_batch_size=500,
-                   image_size=224, weights="auto", amp=True),
+                   image_size=224, weights="auto", precision="bfloat16"),
 }
 VGG16_PRESETS = {
     "smoke": Preset(epochs=1, batch_size=32, lr=_FT_LR, train_size=128, val_size=100, test_size=200,
@@ -81,7 +81,7 @@ VGG16_PRESETS = {
     "cpu": Preset(epochs=1, batch_size=64, lr=_FT_LR, train_size=12800, val_size=1000, eval_batch_size=250,
                   image_size=32, weights="auto"),
     "full": Preset(epochs=2, batch_size=64, lr=_FT_LR, optimizer="sgd", warmup_epochs=0.2, eval_batch_size=250,
-                   image_size=224, weights="auto", amp=True),
+                   image_size=224, weights="auto", precision="bfloat16"),
 }
 _DET_LR = {"adam": 1e-4, "adamw": 1e-4, "sgd": 0.01}
 _DETECTOR = "mobilenet_v3_large_320_fpn"
@@ -91,7 +91,7 @@ FASTER_RCNN_PRESETS = {
     "cpu": Preset(epochs=1, batch_size=8, lr=_DET_LR, optimizer="sgd", warmup_epochs=0.1, train_size=8000,
                   val_size=500, test_size=2000, eval_batch_size=100, image_size=64, weights="auto", variant=_DETECTOR),
     "full": Preset(epochs=2, batch_size=16, lr={"adam": 1e-4, "adamw": 1e-4, "sgd": 0.02}, optimizer="sgd",
-                   warmup_epochs=0.1, eval_batch_size=100, image_size=224, weights="auto", amp=True, variant=_DETECTOR),
+                   warmup_epochs=0.1, eval_batch_size=100, image_size=224, weights="auto", precision="bfloat16", variant=_DETECTOR),
 }
 
 
@@ -116,8 +116,8 @@ def _extras(p: Preset) -> str:
         parts.append(f"weights {p.weights}")
     if p.freeze_features:
         parts.append("features frozen")
-    if p.amp:
-        parts.append("bf16 autocast on a GPU")
+    if p.precision != "float32":
+        parts.append(p.precision)
     return ", ".join(parts) or "-"
 
 

@@ -29,16 +29,18 @@ class ModelSpec:
     # torchvision models: built as Class(variant?, weights=, image_size=, ...), PyTorch only
     finetune: bool = False
     torch_task: str | None = None  # "module:OBJECT", a torch_ref.train.Task; None: classification
+    convnet: bool = False  # convolutions all the way: channels-last memory format applies
 
 
 MODELS: dict[str, ModelSpec] = {
-    "cnn": ModelSpec("jax_impl.models:CNN", "torch_ref.models:CNN", CNN_PRESETS, "2 conv + 2 dense layers, dropout"),
+    "cnn": ModelSpec("jax_impl.models:CNN", "torch_ref.models:CNN", CNN_PRESETS, "2 conv + 2 dense layers, dropout",
+                     convnet=True),
     "vit": ModelSpec("jax_impl.models:ViT", "torch_ref.models:ViT", VIT_PRESETS, "Vision Transformer from scratch",
                      variants=("tiny/7", "tiny/4", "small/4")),
     "vgg16": ModelSpec(None, "torch_ref.finetune:vgg16", VGG16_PRESETS, "torchvision VGG16, fine-tuned",
-                       finetune=True),
+                       finetune=True, convnet=True),
     "alexnet": ModelSpec(None, "torch_ref.finetune:alexnet", ALEXNET_PRESETS, "torchvision AlexNet, fine-tuned",
-                         finetune=True),
+                         finetune=True, convnet=True),
     "faster_rcnn": ModelSpec(None, "torch_ref.finetune:faster_rcnn", FASTER_RCNN_PRESETS,
                              "torchvision Faster R-CNN, top detection as the class", finetune=True,
                              variants=("mobilenet_v3_large_320_fpn", "resnet50_fpn_v2"),

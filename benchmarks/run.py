@@ -28,11 +28,12 @@ from benchmarks.experiment import run_one
 from benchmarks.malloc import keep_large_buffers
 from benchmarks.presets import PRESET_NAMES, presets_table
 from benchmarks.registry import MODELS, parse_models
+from benchmarks.stats import mode_label
 from benchmarks.report.files import HistoryLog, write_results
 from benchmarks.report.summary import ratio_lines, summary_table, throughput_ratios
 from benchmarks.report.tables import results_table
 from mnist_common.architectures import MIN_IMAGE_SIZE
-from mnist_common.config import KERNELS, OPTIMIZERS, ConfigError
+from mnist_common.config import KERNELS, OPTIMIZERS, PRECISIONS, TORCH_COMPILE_MODES, ConfigError
 from mnist_common.progress import epoch_line
 from mnist_common.schedules import SCHEDULES
 
@@ -93,10 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="devices per run, the same for both frameworks: JAX splits each batch over N local devices "
                    "(data parallelism); PyTorch trains on one (default: 1 with --framework both, else every local "
                    "device that divides the batch)")
-    p.add_argument("--kernels", default=None, metavar="{" + ",".join(KERNELS) + "}",
+    p.add_argument("--kernels", default=None, metavar="{" + ",".join(KERNELS) + "}[,...]",
                    help="JAX models' layers: stock (Flax's own), tuned (jax_impl.kernels, the XLA-CPU fast paths: "
-                   "same parameters and values), auto (tuned on a CPU, stock elsewhere); each run records the "
-                   "choice it resolved to; PyTorch ignores it (default: auto)")
+                   "same parameters and values), auto (tuned on a CPU, stock elsewhere); a list runs each; "
+                   "each run records the choice it resolved to (default: auto)")
+    p.add_argument("--torch-compile", default=None, metavar="{" + ",".join(TORCH_COMPILE_MODES) + "}[,...]",
+                   help="PyTorch: torch.compile the training step (forward, loss, backward, optimizer update) and "
+                   "the evaluation forward pass in this mode, or none for eager; a list runs each (default: none)")
+    p.add_argument("--channels-last", default=None, nargs="?", const="on", metavar="{on,off}[,...]",
+                   help="PyTorch convnets (CNN, VGG16, AlexNet): channels-last memory format; a list runs each "
+                   "(default: off)")
+    p.add_argument("--precision", default=None, metavar="{" + ",".join(PRECISIONS) + "}[,...]",
+                   help="computation precision, both frameworks: bfloat16 computes in bfloat16 with float32 "
+                   "parameters and optimizer state (Flax dtype, PyTorch autocast); a list runs each "
+                   f"{_PRESET}")
     p.add_argument("--steps-per-call", type=int, default=None, metavar="N",
                    help="JAX: N training steps per compiled call (a lax.fori_loop: the same updates, fewer "
                    "dispatches, for GPUs); PyTorch ignores it (default: 1)")
@@ -109,9 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
                    + ", ".join(f"{m} needs >= {px}" for m, px in MIN_IMAGE_SIZE.items()) + f") {_PRESET}")
     p.add_argument("--freeze-features", action=argparse.BooleanOptionalAction, default=None,
                    help=f"VGG16/AlexNet: train only the classifier layers {_PRESET}")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="torchvision models: bfloat16 mixed precision, on a CUDA GPU only (default: from the preset, "
-                   "on where a GPU runs it)")
     p.add_argument("--detector", default=None, metavar="{" + ",".join(MODELS["faster_rcnn"].variants) + "}",
                    help=f"Faster R-CNN detector (default: {MODELS['faster_rcnn'].variants[0]})")
     p.add_argument("--seed", type=int, default=0,
@@ -151,6 +159,8 @@ def resolve_settings(args, name: str, preset: str, strict: bool = True) -> setti
     ``strict`` (one model runs): a flag that does not apply to it is an error.
     """
     overrides = {field: getattr(args, field, None) for field in settings_lib.OVERRIDABLE}
+    for field, values in _mode_lists(args).items():  # the first of each list; modes() makes the others
+        overrides[field] = values[0] if values else None
     if args.detector is not None:  # --detector is Faster R-CNN's name for --variant
         if name != "faster_rcnn":
             if strict:
@@ -163,6 +173,45 @@ def resolve_settings(args, name: str, preset: str, strict: bool = True) -> setti
         return settings_lib.resolve(name, preset, overrides, strict=strict)
     except ConfigError as err:
         raise UsageError(f"{_flag(err.field)} {err.problem}") from None
+
+
+def _mode_lists(args) -> dict[str, list | None]:
+    """The comma-separated mode flags as lists (None: not given)."""
+    def values(text: str | None) -> list[str] | None:
+        return None if text is None else [v.strip() for v in text.split(",") if v.strip()] or [""]
+
+    lists = {"kernels": values(args.kernels), "precision": values(args.precision),
+             "torch_compile": values(args.torch_compile), "channels_last": values(args.channels_last)}
+    if lists["channels_last"] is not None:
+        bad = [v for v in lists["channels_last"] if v not in ("on", "off")]
+        if bad:
+            raise UsageError(f"--channels-last {bad[0]!r} is unknown (choose from on, off)")
+        lists["channels_last"] = [v == "on" for v in lists["channels_last"]]
+    for field, given in lists.items():
+        if given is not None and len(set(given)) != len(given):
+            raise UsageError(f"{_flag(field)} lists a mode twice")
+    return lists
+
+
+#: The mode fields each framework runs a list of; a run of one framework ignores the other's.
+MODE_FIELDS = {"jax": ("kernels", "precision"), "torch": ("torch_compile", "channels_last", "precision")}
+
+
+def modes(args, base: settings_lib.Settings, framework: str) -> list[settings_lib.Settings]:
+    """``base`` once per combination of the mode lists that apply to ``framework`` and the model, each checked."""
+    lists = _mode_lists(args)
+    runs = [base]
+    for field in MODE_FIELDS[framework]:
+        values = lists[field]
+        if values is None or not settings_lib.applies(field, base.model):
+            continue
+        runs = [s.replace(**{field: v}) for s in runs for v in values]
+    for s in runs:
+        try:
+            settings_lib.check(s)
+        except ConfigError as err:
+            raise UsageError(f"{_flag(err.field)} {err.problem}") from None
+    return runs
 
 
 def parse_seeds(args) -> list[int]:
@@ -237,13 +286,15 @@ def _devices(args, backends: dict) -> int | None:
 
 def _epoch_logger(args, history: HistoryLog, backend, s):
     """Per finished epoch: one line on stderr (unless --quiet) and one line in history.jsonl."""
-    label = f"{backend.name} {s.model} seed {s.seed}"
+    mode = mode_label(backend.name, s)
+    label = f"{backend.name} {s.model} ({mode}) seed {s.seed}"
 
     def log(stats) -> None:
         if not args.quiet:
             tqdm.write(epoch_line(label, s.epochs, stats), file=sys.stderr)
-        history.write({"framework": backend.name, "model": s.model, "variant": s.variant, "seed": s.seed,
-                       **stats.as_dict(), "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")})
+        history.write({"framework": backend.name, "model": s.model, "variant": s.variant, "mode": mode,
+                       "seed": s.seed, **stats.as_dict(),
+                       "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")})
 
     return log
 
@@ -281,7 +332,7 @@ def _main(argv: list[str]) -> int:
     devices = _devices(args, backends)
     has_gpu = any(b.has_gpu() for b in backends.values())
     preset = args.preset or ("full" if has_gpu else "cpu")
-    settings = {}
+    settings, fws_of = {}, dict(plan)
     for name, _ in plan:
         s = resolve_settings(args, name, preset, strict).replace(devices=devices)
         try:
@@ -290,10 +341,8 @@ def _main(argv: list[str]) -> int:
             raise UsageError(str(err)) from None
         if len(split.train) < s.batch_size:
             raise UsageError(f"--batch-size {s.batch_size} is larger than the {len(split.train)} training images")
-        if s.amp and not backends["torch"].has_gpu():
-            if args.amp:
-                raise UsageError("--amp needs a CUDA GPU; PyTorch sees none")
-            s = s.replace(amp=False)  # the preset's mixed precision is for GPUs
+        for fw in fws_of[name]:
+            modes(args, s, fw)  # every combination checked before any training
         if MODELS[name].finetune:
             backends["torch"].check_weights(name, s.variant, s.weights)
         settings[name] = s
@@ -324,18 +373,21 @@ def _main(argv: list[str]) -> int:
         for seed in seeds:
             for fw in fws:
                 backend = backends[fw]
-                run_settings = s.replace(seed=seed)
-                print(f"[{backend.label}] training {name}, seed {seed}, on {backend.device()}", file=sys.stderr)
-                run = run_one(backend, run_settings, data, progress=not (args.no_progress or args.quiet),
-                              on_epoch=_epoch_logger(args, history, backend, run_settings))
-                results["runs"].append(run)
-                results["throughput_ratios"] = throughput_ratios(results["runs"])
-                write_results(out_dir, results)
-                print(f"[{backend.label}] {name} seed {seed}: test accuracy {run['test_accuracy']:.2%}, macro-F1 "
-                      f"{run['test_macro_f1']:.4f}, {run['train_time_s']:.1f} s training on {run['devices']} "
-                      f"device(s); weights {run['weights']}", file=sys.stderr)
-                for warning in run["warnings"]:
-                    print(f"[{backend.label}] warning: {name} seed {seed}: {warning}", file=sys.stderr)
+                for run_settings in modes(args, s.replace(seed=seed), fw):
+                    run_settings = backend.resolve(run_settings)
+                    mode = mode_label(fw, run_settings)
+                    print(f"[{backend.label}] training {name} ({mode}), seed {seed}, on {backend.device()}",
+                          file=sys.stderr)
+                    run = run_one(backend, run_settings, data, progress=not (args.no_progress or args.quiet),
+                                  on_epoch=_epoch_logger(args, history, backend, run_settings))
+                    results["runs"].append(run)
+                    results["throughput_ratios"] = throughput_ratios(results["runs"])
+                    write_results(out_dir, results)
+                    print(f"[{backend.label}] {name} ({run['mode']}) seed {seed}: test accuracy "
+                          f"{run['test_accuracy']:.2%}, macro-F1 {run['test_macro_f1']:.4f}, {run['train_time_s']:.1f} "
+                          f"s training on {run['devices']} device(s); weights {run['weights']}", file=sys.stderr)
+                    for warning in run["warnings"]:
+                        print(f"[{backend.label}] warning: {name} seed {seed}: {warning}", file=sys.stderr)
 
     print(results_table(results["runs"]))
     if len(seeds) > 1:

@@ -47,10 +47,12 @@ class Settings:
     weights: str | None = None  # torchvision models: auto | pretrained | none | a path
     image_size: int | None = None  # torchvision models
     freeze_features: bool = False  # VGG16, AlexNet
-    amp: bool = False  # torchvision models, CUDA only
+    precision: str = "float32"  # or bfloat16: mixed precision, both frameworks
     kernels: str = "auto"  # JAX models
     steps_per_call: int = 1  # JAX
-    devices: int | None = None  # JAX
+    torch_compile: str = "none"  # PyTorch: a torch.compile mode
+    channels_last: bool = False  # PyTorch convnets
+    devices: int | None = None
     seed: int = 0
 
     def replace(self, **changes) -> Settings:
@@ -64,7 +66,8 @@ class Settings:
             momentum=self.momentum, weight_decay=self.weight_decay, schedule=self.schedule,
             warmup_steps=round(self.warmup_epochs * steps), label_smoothing=self.label_smoothing,
             augment_shift=self.augment_shift, seed=self.seed, eval_batch_size=self.eval_batch_size,
-            steps_per_call=self.steps_per_call, devices=self.devices, amp=self.amp,
+            precision=self.precision, steps_per_call=self.steps_per_call, devices=self.devices,
+            torch_compile=self.torch_compile, channels_last=self.channels_last,
         )
 
     def as_dict(self) -> dict:
@@ -78,9 +81,10 @@ OVERRIDABLE = tuple(f.name for f in dataclasses.fields(Settings) if f.name not i
 _APPLIES = {
     "weights": lambda name, spec: spec.finetune,
     "image_size": lambda name, spec: spec.finetune,
-    "amp": lambda name, spec: spec.finetune,
     "freeze_features": lambda name, spec: name in ("vgg16", "alexnet"),
     "kernels": lambda name, spec: spec.jax is not None,
+    "torch_compile": lambda name, spec: spec.torch_task is None,  # not the detector
+    "channels_last": lambda name, spec: spec.convnet,
     "variant": lambda name, spec: bool(spec.variants),
 }
 
@@ -120,11 +124,22 @@ def resolve(model: str, preset: str, overrides: Mapping[str, object] | None = No
         schedule=p.schedule, warmup_epochs=p.warmup_epochs, weight_decay=p.weight_decay,
         label_smoothing=p.label_smoothing, augment_shift=p.augment_shift, train_size=p.train_size,
         val_size=p.val_size, test_size=p.test_size, eval_batch_size=p.eval_batch_size, variant=p.variant,
-        weights=p.weights, image_size=p.image_size, freeze_features=p.freeze_features, amp=p.amp,
+        weights=p.weights, image_size=p.image_size, freeze_features=p.freeze_features, precision=p.precision,
     )
     settings = Settings(model=model, preset=preset, **(base | given))
     _check(settings, spec)
     return settings
+
+
+def applies(field: str, model: str) -> bool:
+    """Whether ``field`` is a setting of ``model`` (the fields only some models have; all others apply)."""
+    rule = _APPLIES.get(field)
+    return rule is None or rule(model, MODELS[model])
+
+
+def check(s: Settings) -> None:
+    """Raise ConfigError for the first value of ``s`` out of range."""
+    _check(s, MODELS[s.model])
 
 
 def _check(s: Settings, spec) -> None:

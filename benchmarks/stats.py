@@ -44,22 +44,45 @@ def model_label(run: dict) -> str:
     return f"{run['model']} {run['variant']}" if run.get("variant") else run["model"]
 
 
-def group_key(run: dict) -> tuple[str, str]:
-    """(model label, framework): what seeds are pooled over."""
-    return model_label(run), run["framework"]
+def mode_label(framework: str, settings) -> str:
+    """How a framework ran: JAX ``tuned`` / ``stock`` (+ ``bf16``), PyTorch ``eager`` / ``compiled``
+    (+ its mode, ``channels-last``, ``bf16``). ``settings`` is a ``Settings`` or a run record."""
+    get = settings.get if isinstance(settings, dict) else lambda k, d=None: getattr(settings, k, d)
+    if framework == "jax":
+        parts = [get("kernels") or "tuned"]  # (records from before the switch ran the tuned layers)
+    else:
+        compile_mode = get("torch_compile") or "none"
+        parts = ["eager" if compile_mode == "none" else
+                 "compiled" + ("" if compile_mode == "default" else f" {compile_mode}")]
+        if get("channels_last"):
+            parts.append("channels-last")
+    if get("precision") == "bfloat16" or get("amp"):
+        parts.append("bf16")
+    return ", ".join(parts)
+
+
+def run_mode(run: dict) -> str:
+    """The mode of a run record (``mode_label`` of its own fields)."""
+    return run.get("mode") or mode_label(run["framework"], run)
+
+
+def group_key(run: dict) -> tuple[str, str, str]:
+    """(model label, framework, mode): what seeds are pooled over."""
+    return model_label(run), run["framework"], run_mode(run)
 
 
 def summary_by_group(runs: list[dict]) -> list[dict]:
-    """One entry per (model, framework), in first-seen order, each metric summarised over its seeds."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    """One entry per (model, framework, mode), in first-seen order, each metric summarised over its seeds."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for run in runs:
         groups.setdefault(group_key(run), []).append(run)
     out = []
-    for (model, framework), members in groups.items():
+    for (model, framework, mode), members in groups.items():
         first = members[0]
         out.append({
             "model": model,
             "framework": framework,
+            "mode": mode,
             "seeds": [r["seed"] for r in members],
             "weights": sorted({r["weights"].split(" (seed")[0] for r in members}),
             "params": first.get("params"),

@@ -56,8 +56,8 @@ class StepRecipe:
 
 
 def loss_fn(model: nnx.Module, x: jax.Array, y: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
-    """Mean softmax cross-entropy of ``model(x)`` against integer labels, optionally label-smoothed."""
-    logits = model(x)
+    """Mean softmax cross-entropy of ``model(x)`` against integer labels, optionally label-smoothed, in float32."""
+    logits = model(x).astype(jnp.float32)
     if label_smoothing:
         targets = optax.smooth_labels(jax.nn.one_hot(y, logits.shape[-1]), label_smoothing)
         return optax.softmax_cross_entropy(logits, targets).mean()
@@ -101,7 +101,7 @@ def _eval_step(graphdef, state, images, labels, start, batch_size):
     model = nnx.merge(graphdef, state)
     x = jax.lax.dynamic_slice_in_dim(images, start, batch_size)
     y = jax.lax.dynamic_slice_in_dim(labels, start, batch_size)
-    logits = model(x)
+    logits = model(x).astype(jnp.float32)
     return logits, optax.softmax_cross_entropy_with_integer_labels(logits, y)
 
 
@@ -145,7 +145,7 @@ def _summary(logits: np.ndarray, losses: np.ndarray, labels: np.ndarray) -> dict
     return {"loss": float(losses.mean()), "accuracy": float((logits.argmax(axis=1) == labels).mean())}
 
 
-def _flops(compiled) -> float | None:
+def step_flops(compiled) -> float | None:
     """The ``flops`` of XLA's cost analysis of a compiled step (None where the backend gives none)."""
     try:
         cost = compiled.cost_analysis()
@@ -213,6 +213,8 @@ def fit(
     ``torch_ref.train.fit`` draws them. ``shifts`` (``[epochs, N, 2]``) translates
     the image at position j of epoch e's order; by default they are drawn when
     ``config.augment_shift`` is set. Dropout is on in training and off in validation.
+    ``config.precision`` must be the model's ``dtype`` (Flax decides precision when
+    the model is built); the loss is computed in float32 either way.
     ``optimizer``: an optax transformation used as it is, instead of the one the
     config names (its learning rate is then not recorded). With several local
     devices each batch is split over them (``config.devices`` caps how many).
@@ -223,6 +225,10 @@ def fit(
     n = len(images)
     if len(labels) != n:
         raise ValueError(f"{n} images but {len(labels)} labels")
+    computes_in = jnp.dtype(getattr(model, "dtype", jnp.float32))  # a Flax model's precision is its dtype
+    if computes_in != jnp.dtype(config.precision):
+        raise ValueError(f"the config asks for {config.precision} but the model computes in {computes_in}: "
+                         f"build it with dtype=jnp.{config.precision}")
     orders, shifts, max_shift = training_tables(n, config, orders, shifts)
     batch_size = config.batch_size
     steps = n // batch_size
@@ -281,7 +287,7 @@ def fit(
     # calls (cuDNN, cuBLAS). Counted on the one-update step: a loop's cost is not its body's times its trips.
     flops = None
     if jax.default_backend() == "cpu":
-        flops = _flops(calls[1] if 1 in calls else train_step.lower(graphdef, recipe, *args).compile())
+        flops = step_flops(calls[1] if 1 in calls else train_step.lower(graphdef, recipe, *args).compile())
     if evaluator is not None:
         compile_time += evaluator.compile(placed(state[0], single))
 

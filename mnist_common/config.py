@@ -16,6 +16,10 @@ from mnist_common.schedules import SCHEDULES, schedule_factor
 OPTIMIZERS = ("adam", "adamw", "sgd")
 #: JAX models' layer implementations (``jax_impl.kernels``): auto (tuned on a CPU), stock Flax, tuned for XLA CPU.
 KERNELS = ("auto", "stock", "tuned")
+#: Computation precision: parameters and optimizer state stay float32 either way.
+PRECISIONS = ("float32", "bfloat16")
+#: ``torch.compile`` modes for the PyTorch training step (``none``: eager).
+TORCH_COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 MAX_AUGMENT_SHIFT = 8  # pixels; beyond that a 28 px digit leaves the frame
 
 
@@ -37,10 +41,15 @@ class TrainConfig:
     ``schedule`` is per step (:data:`SCHEDULES`), after ``warmup_steps`` of
     linear warm-up; ``augment_shift`` shifts each training image by up to that
     many pixels. ``seed`` draws the epoch orders and shifts when ``fit`` is not
-    given them (the same draw in both frameworks). ``steps_per_call`` and
-    ``devices`` are JAX's (updates per compiled call; local devices sharing
-    each batch, None for all that divide it); ``amp`` is PyTorch's (bfloat16
-    autocast, CUDA only). A framework ignores the other's fields.
+    given them (the same draw in both frameworks). ``precision`` is where the
+    arithmetic happens: ``bfloat16`` computes in bfloat16 with float32
+    parameters and optimizer state (PyTorch: autocast in ``fit``; JAX: the
+    model is built with ``dtype=jnp.bfloat16``, which ``fit`` checks).
+    ``steps_per_call`` and ``devices`` are JAX's (updates per compiled call;
+    local devices sharing each batch, None for all that divide it);
+    ``torch_compile`` (a ``torch.compile`` mode, ``none`` for eager) and
+    ``channels_last`` (the convolutions' memory format) are PyTorch's. A
+    framework ignores the other's fields.
     """
 
     epochs: int = 1
@@ -55,9 +64,11 @@ class TrainConfig:
     augment_shift: int = 0
     seed: int = 0
     eval_batch_size: int = 1000
+    precision: str = "float32"
     steps_per_call: int = 1
     devices: int | None = None
-    amp: bool = False
+    torch_compile: str = "none"
+    channels_last: bool = False
 
     def __post_init__(self):
         for field in ("lr", "momentum", "weight_decay", "label_smoothing"):
@@ -84,6 +95,10 @@ class TrainConfig:
             ("eval_batch_size", self.eval_batch_size >= 1, f"must be at least 1, got {self.eval_batch_size}"),
             ("steps_per_call", self.steps_per_call >= 1, f"must be at least 1, got {self.steps_per_call}"),
             ("devices", self.devices is None or self.devices >= 1, f"must be at least 1, got {self.devices}"),
+            ("precision", self.precision in PRECISIONS,
+             f"{self.precision!r} is unknown (choose from {', '.join(PRECISIONS)})"),
+            ("torch_compile", self.torch_compile in TORCH_COMPILE_MODES,
+             f"{self.torch_compile!r} is unknown (choose from {', '.join(TORCH_COMPILE_MODES)})"),
         )
         for field, ok, problem in checks:
             if not ok:
@@ -120,7 +135,9 @@ class EpochStats:
 class FitResult:
     """What ``fit`` measured. ``train_time_s`` is the training epochs only (no compilation, no
     validation); ``compile_time_s`` is ahead-of-time compilation (0 for eager PyTorch);
-    ``warmup_time_s`` is the first call, synchronised (``steps_per_call`` updates)."""
+    ``warmup_time_s`` is the first call, synchronised (``steps_per_call`` updates). Compiled PyTorch
+    compiles during its first calls: those, until a call compiles nothing new, are its
+    ``compile_time_s`` and are not in ``train_time_s``; later compilations are ``recompilations``."""
 
     history: list[EpochStats]
     train_time_s: float
@@ -131,6 +148,7 @@ class FitResult:
     steps_per_call: int = 1
     devices: int = 1
     train_flops_per_image: float | None = None  # XLA's count of the compiled step, where it is complete
+    recompilations: int = 0  # compilations after warm-up (compiled PyTorch)
 
     @property
     def images_per_epoch(self) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from benchmarks.presets import PRESET_NAMES
 from benchmarks.report.markdown import table
+from mnist_common.config import TORCH_COMPILE_MODES
 
 MODELS = ("cnn", "vit")  # the twins (parity.checks.MODELS, kept here so --help loads no framework)
 
@@ -38,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", action="store_true",
                    help="also train both frameworks from the same initial weights at --preset over --seeds "
                    "(minutes per seed; default: off)")
-    p.add_argument("--seeds", default="0,1,2", help="seeds for --train, comma-separated (default: 0,1,2)")
+    p.add_argument("--seeds", default=None,
+                   help="seeds for --train, comma-separated (default: each model's declared plan: "
+                   "parity.checks.TRAINING_PLANS)")
+    p.add_argument("--torch-compile", default="default", metavar="{none,default,reduce-overhead,max-autotune}",
+                   help="the torch.compile mode checked against eager PyTorch; none skips the check (default: default)")
     p.add_argument("--preset", default="cpu", metavar="{smoke,cpu,full}", help="preset for --train (default: cpu)")
     p.add_argument("--trajectory-steps", type=int, default=100, metavar="N",
                    help="optimizer steps in each trajectory check (default: 100)")
@@ -59,8 +64,14 @@ def trajectory_plan(model: str) -> list[dict]:
     return plan
 
 
-def run_checks(model: str, data, *, tol, steps: int) -> tuple[list[dict], dict]:
-    from parity import checks
+#: The modes each framework's faster paths are checked in (against its plain mode, or in bfloat16 against the
+#: other framework): named in every report.
+MODES_CHECKED = ("JAX stock and tuned kernels (float32, bfloat16)", "PyTorch eager and torch.compile "
+                 "(mode default; bfloat16 autocast)")
+
+
+def run_checks(model: str, data, *, tol, steps: int, compile_mode: str = "default") -> tuple[list[dict], dict]:
+    from parity import checks, modes
 
     batch_x, batch_y = data.test_images[:64], data.test_labels[:64]
     train_x, train_y = data.train_images[:640], data.train_labels[:640]
@@ -70,6 +81,10 @@ def run_checks(model: str, data, *, tol, steps: int) -> tuple[list[dict], dict]:
         for record in checks.trajectory(model, train_x, train_y, steps=steps, tol=tol, **item):
             records.append(record | {"asserted": asserted})
     records += checks.round_trip(model)
+    records += modes.jax_kernels(model, train_x, train_y, steps=steps, tol=tol)
+    if compile_mode != "none":
+        records += modes.torch_compiled(model, train_x, train_y, mode=compile_mode, steps=steps, tol=tol)
+    records += modes.bfloat16_forward(model, batch_x)
     for record in records:
         record.setdefault("asserted", True)
     return records, checks.timing(model, data.train_images, data.train_labels)
@@ -93,7 +108,8 @@ def summary(report: dict) -> str:
     checks = [[name, f"{row['tolerance']:.0e}", *(f"{row[m]:.2g}" if m in row else "-" for m in models),
                ("passed" if row["passed"] else "FAILED") if row["asserted"] else "measured, not asserted"]
               for name, row in rows.items()]
-    lines = [f"From `{report['command']}` on {report['device']}:", "",
+    modes = f" Modes checked: {'; '.join(report['modes'])}." if report.get("modes") else ""
+    lines = [f"From `{report['command']}` on {report['device']}.{modes}", "",
              table(["check", "tolerance", *(f"{m} max abs diff" for m in models), "verdict"], checks)]
     if report["timing"]:
         timing = [[model, f"{t['jax']['compile_time_s']:.2f}", f"{t['jax']['step_time_ms']:.1f}",
@@ -103,19 +119,26 @@ def summary(report: dict) -> str:
                             timing)]
     for model, tr in report.get("training", {}).items():
         lines += ["", f"Training parity, {model} at `--preset {tr['preset']}` (same initial weights and data order, "
-                  "dropout on):", "", _training_table(tr)]
+                  "dropout on; paired equivalence test over the seeds):", "", _training_table(tr)]
     return "\n".join(lines) + "\n"
 
 
 def _training_table(tr: dict) -> str:
-    """Per-seed test accuracy in each framework, their difference, and the mean gap against its tolerance."""
+    """Per-seed test accuracy in each framework and their difference, then the equivalence test over seeds."""
     rows = []
     for i, seed in enumerate(tr["seeds"]):
         j, t = tr["test_accuracy"]["jax"][i], tr["test_accuracy"]["torch"][i]
         rows.append([str(seed), f"{100 * j:.2f}", f"{100 * t:.2f}", f"{100 * (j - t):+.2f}"])
     m = tr["mean_test_accuracy"]
-    rows.append(["mean", f"{100 * m['jax']:.2f}", f"{100 * m['torch']:.2f}",
-                 f"gap {tr['gap_pp']:.2f} (tolerance {tr['tolerance_pp']}: {'passed' if tr['passed'] else 'FAILED'})"])
+    eq = tr.get("equivalence")
+    if eq:
+        lo, hi = eq["interval_pp"]
+        verdict = (f"mean {eq['mean_pp']:+.2f} (SD {eq['sd_pp']:.2f}); {100 * (1 - 2 * eq['alpha']):.0f}% interval "
+                   f"[{lo:+.2f}, {hi:+.2f}] within +-{eq['margin_pp']}: "
+                   f"{'equivalent' if eq['equivalent'] else 'equivalence NOT shown'}")
+    else:  # reports from before the equivalence test
+        verdict = f"gap {tr['gap_pp']:.2f} (tolerance {tr['tolerance_pp']}: {'passed' if tr['passed'] else 'FAILED'})"
+    rows.append(["mean", f"{100 * m['jax']:.2f}", f"{100 * m['torch']:.2f}", verdict])
     return table(["seed", "JAX test acc (%)", "PyTorch test acc (%)", "difference (pp)"], rows)
 
 
@@ -137,6 +160,7 @@ def markdown(report: dict) -> str:
         "# Parity: Flax NNX vs PyTorch", "",
         f"Command: `{report['command']}`", "",
         f"Device: {report['device']}. Tolerances: {report['tolerances']}.", "",
+        *([f"Modes checked: {'; '.join(report['modes'])}.", ""] if report.get("modes") else []),
         table(["model", "check", "max abs diff", "tolerance", "passed", "where"], checks), "",
         "Adam in float32 is measured but not asserted: Adam divides each gradient by its running RMS, so",
         "float32 rounding noise in near-zero gradients (about 1e-8, the size of Adam's epsilon) becomes an",
@@ -156,12 +180,17 @@ def main(argv: list[str] | None = None) -> int:
         models = list(MODELS) if args.model == "all" else [args.model]
         if args.model != "all" and args.model not in MODELS:
             raise UsageError(f"unknown model {args.model!r} (choose from cnn, vit, all)")
-        try:
-            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        except ValueError:
-            raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
-        if not seeds or any(s < 0 for s in seeds):
-            raise UsageError(f"--seeds must hold non-negative integers, got {args.seeds!r}")
+        seeds = None
+        if args.seeds is not None:
+            try:
+                seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+            except ValueError:
+                raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+            if len(seeds) < 2 or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+                raise UsageError(f"--seeds must hold two or more distinct integers >= 0, got {args.seeds!r}")
+        if args.torch_compile not in TORCH_COMPILE_MODES:
+            raise UsageError(f"unknown --torch-compile {args.torch_compile!r} "
+                             f"(choose from {', '.join(TORCH_COMPILE_MODES)})")
         if args.preset not in PRESET_NAMES:
             raise UsageError(f"unknown preset {args.preset!r} (choose from {', '.join(PRESET_NAMES)})")
         if args.trajectory_steps < 1:
@@ -189,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tol = checks.strict_precision()
     report = {"command": "python -m parity.run " + shlex.join(argv),
-              "device": "gpu" if checks.on_gpu() else "cpu", "malloc": malloc,
+              "device": "gpu" if checks.on_gpu() else "cpu", "malloc": malloc, "modes": list(MODES_CHECKED),
               "tolerances": vars(tol), "checks": [], "timing": {}, "training": {}}
     out.mkdir(parents=True, exist_ok=True)
 
@@ -199,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write(out / "summary.md", summary(report))  # what benchmarks.report --readme inserts
 
     for model in models:
-        records, timing = run_checks(model, data, tol=tol, steps=args.trajectory_steps)
+        records, timing = run_checks(model, data, tol=tol, steps=args.trajectory_steps,
+                                     compile_mode=args.torch_compile)
         report["checks"] += records
         report["timing"][model] = timing
         write()
@@ -211,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
             report["training"][model] = checks.training(model, data, seeds=seeds, preset=args.preset)
             write()
             tr = report["training"][model]
-            print(f"{'ok  ' if tr['passed'] else 'FAIL'} {model} training parity: gap {tr['gap_pp']:.2f} pp "
-                  f"(JAX {tr['test_accuracy']['jax']}, PyTorch {tr['test_accuracy']['torch']})")
+            eq = tr["equivalence"]
+            print(f"{'ok  ' if tr['passed'] else 'FAIL'} {model} training parity: mean difference "
+                  f"{eq['mean_pp']:+.2f} pp, 90% interval [{eq['interval_pp'][0]:+.2f}, {eq['interval_pp'][1]:+.2f}] "
+                  f"within +-{eq['margin_pp']} pp: {'equivalent' if tr['passed'] else 'not shown'}")
     failed = [r for r in report["checks"] if r["asserted"] and not r["passed"]]
     failed += [t for t in report["training"].values() if not t["passed"]]
     print(f"{len(failed)} failed; wrote {out / 'parity.json'} and {out / 'parity.md'}")

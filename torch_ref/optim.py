@@ -32,9 +32,13 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def make_optimizer(
     name: str, model: nn.Module, lr: float, *, momentum: float = 0.9, weight_decay: float = 0.0,
-    schedule: str = "constant", total_steps: int = 1, warmup_steps: int = 0,
+    schedule: str = "constant", total_steps: int = 1, warmup_steps: int = 0, tensor_lr: bool = False,
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """The optimizer over ``model``'s parameters and its per-step scheduler."""
+    """The optimizer over ``model``'s parameters and its per-step scheduler.
+
+    ``tensor_lr`` holds the learning rate in a tensor on the parameters' device, so that
+    a compiled optimizer step reads the scheduled rate without recompiling.
+    """
     factor = functools.partial(schedule_factor, schedule=schedule, total_steps=total_steps, warmup_steps=warmup_steps)
     factor(0)  # rejects an unknown schedule before anything is built
     if name not in OPTIMIZERS:
@@ -42,10 +46,11 @@ def make_optimizer(
     if weight_decay and name != "adamw":
         raise ValueError(f"weight decay needs adamw, not {name}")
     trainable = [p for p in model.parameters() if p.requires_grad]  # frozen layers stay out
+    rate = torch.tensor(lr, device=trainable[0].device) if tensor_lr else lr
     if name == "adam":
-        opt = torch.optim.Adam(trainable, lr=lr)
+        opt = torch.optim.Adam(trainable, lr=rate)
     elif name == "sgd":
-        opt = torch.optim.SGD(trainable, lr=lr, momentum=momentum)
+        opt = torch.optim.SGD(trainable, lr=rate, momentum=momentum)
     else:
-        opt = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr)
+        opt = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=rate)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)

@@ -9,8 +9,10 @@ are uint8 NHWC NumPy arrays, labels integers.
 The timing discipline matches the JAX side: the training set is moved to the
 device once, the loss is summed on the device and read only every
 ``log_every`` steps, and the device is synchronised before every clock read.
-Eager PyTorch compiles nothing, so ``compile_time_s`` is 0; the first step's
-cost (allocator, cuDNN heuristics) is reported as ``warmup_time_s``.
+Eager PyTorch compiles nothing (``compile_time_s`` 0) and the first step's cost
+(allocator, cuDNN heuristics) is ``warmup_time_s``; compiled PyTorch
+(``config.torch_compile``, see ``torch_ref.compiled``) compiles during its first
+steps, which are timed apart as ``compile_time_s``.
 
 What is learnt, and how a prediction is read, is a :class:`Task`: by default
 :data:`CLASSIFICATION` (cross-entropy of the logits, their argmax); the Faster
@@ -19,6 +21,7 @@ R-CNN of ``torch_ref.finetune.detection`` brings its own.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -30,6 +33,7 @@ from torch import nn
 
 from mnist_common import BACKGROUND, EpochStats, FitResult, TrainConfig, normalize, training_tables
 from mnist_common.progress import EpochProgress, print_epoch
+from torch_ref import compiled
 from torch_ref.augment import shift_images
 from torch_ref.optim import make_optimizer
 
@@ -100,12 +104,28 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def _outputs(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor | None, batch_size: int):
-    """``task.outputs`` in evaluation mode, batch by batch, as NumPy; the model's mode is restored."""
+def _outputs(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor | None, batch_size: int, *,
+             precision: str = "float32", compile: str = "none", channels_last: bool = False):
+    """``task.outputs`` in evaluation mode, batch by batch, as NumPy; the model's mode is restored.
+
+    Every batch has ``batch_size`` rows (the last is padded, then cut), so a compiled
+    forward pass sees one shape.
+    """
+    forward = compiled.eval_forward(model, compile)
     was_training = model.training
     model.eval()
-    parts = [task.outputs(model, x[i : i + batch_size], None if y is None else y[i : i + batch_size])
-             for i in range(0, len(x), batch_size)]
+    n, parts = len(x), []
+    with compiled.autocast(x.device, precision):
+        for i in range(0, n, batch_size):
+            xb = x[i : i + batch_size]
+            yb = None if y is None else y[i : i + batch_size]
+            if len(xb) < batch_size and n > batch_size:  # pad the ragged last batch with copies of its first row
+                pad = batch_size - len(xb)
+                xb = torch.cat([xb, xb[:1].expand(pad, *xb.shape[1:])])
+                yb = None if yb is None else torch.cat([yb, yb[:1].expand(pad)])
+            if channels_last and xb.dim() == 4:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            parts.append({k: v[: min(batch_size, n - i)] for k, v in task.outputs(forward, xb, yb).items()})
     model.train(was_training)
     joined = {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
     return {k: (v.float() if v.is_floating_point() else v).cpu().numpy() for k, v in joined.items()}
@@ -116,10 +136,15 @@ def _labels(labels: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 1000,
-             task: Task = CLASSIFICATION) -> dict:
-    """Evaluation-mode ``task.summary``: for a classifier ``loss``, ``accuracy`` (a fraction) and ``logits``."""
+             task: Task = CLASSIFICATION, precision: str = "float32", compile: str = "none",
+             channels_last: bool = False) -> dict:
+    """Evaluation-mode ``task.summary``: for a classifier ``loss``, ``accuracy`` (a fraction) and ``logits``.
+
+    ``precision``, ``compile`` and ``channels_last`` as in :func:`fit` (the compiled model is shared with it).
+    """
     device = _model_device(model)
-    outputs = _outputs(model, task, preprocess(images, device), _labels(labels, device), batch_size)
+    outputs = _outputs(model, task, preprocess(images, device), _labels(labels, device), batch_size,
+                       precision=precision, compile=compile, channels_last=channels_last)
     return task.summary(outputs, np.asarray(labels))
 
 
@@ -128,46 +153,70 @@ def predict(model: nn.Module, images: np.ndarray, *, batch_size: int = 1000) -> 
     return _outputs(model, CLASSIFICATION, preprocess(images, _model_device(model)), None, batch_size)["logits"]
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, x: torch.Tensor, y: torch.Tensor, *,
-               task: Task = CLASSIFICATION, label_smoothing: float = 0.0, amp: bool = False) -> torch.Tensor:
-    """One update on the batch ``(x, y)``; returns its loss, detached and still on the device."""
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        loss = task.loss(model, x, y, label_smoothing)
+def train_step(loss_fn: Callable, optimizer: torch.optim.Optimizer, optimizer_step: Callable[[], None], scheduler,
+               x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """One update on the batch ``(x, y)``; returns its loss, detached and still on the device.
+
+    ``loss_fn(x, y)`` and ``optimizer_step()`` come from ``torch_ref.compiled`` (eager or compiled).
+    """
+    loss = loss_fn(x, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    optimizer.step()
+    optimizer_step()
     if scheduler is not None:
         scheduler.step()
     return loss.detach()
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, data: tuple, order: torch.Tensor,
-                shift: torch.Tensor | None, *, max_shift: int, task: Task, label_smoothing: float, amp: bool,
-                progress: EpochProgress, time_first: bool = False) -> tuple[torch.Tensor, float | None]:
-    """One epoch of :func:`train_step` on the batches of ``order`` (``[steps, B]``), shifted by ``shift``.
+@dataclasses.dataclass(frozen=True)
+class WarmUp:
+    """The first steps of a run, timed one by one: until a step compiles nothing new (eager: the first)."""
 
-    ``data`` is the device-resident ``(images, labels)``. Returns the loss summed over
-    the epoch (on the device) and, with ``time_first``, the seconds until the first step
-    finished (synchronised), else None.
+    first_step_s: float  # the first step, synchronised
+    compiling_s: float  # the steps that compiled (0 for eager PyTorch)
+    compilations: int  # Dynamo's count when warm-up ended: what comes later is a recompilation
+
+
+def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], data: tuple, order: torch.Tensor,
+                shift: torch.Tensor | None, *, max_shift: int, channels_last: bool, progress: EpochProgress,
+                warm_up: bool = False, compiled_step: bool = False) -> tuple[torch.Tensor, WarmUp | None]:
+    """One epoch of ``step(x, y)`` (:func:`train_step` bound to its model) on the batches of ``order``.
+
+    ``order`` is ``[steps, B]``, ``shift`` ``[steps, B, 2]`` (or None); ``data`` the
+    device-resident ``(images, labels)``. With ``warm_up`` the first steps are timed one by
+    one, synchronised (a :class:`WarmUp`): the first only, or with ``compiled_step`` every
+    step until one compiles nothing new. Returns the loss summed over the epoch (on the
+    device) and the warm-up (None without ``warm_up``).
     """
     x_train, y_train = data
     device = x_train.device
     loss_sum = torch.zeros((), device=device)
-    t0 = time.perf_counter()
-    first_step_s = None
-    for step in range(len(order)):
-        idx = order[step]
+    first_step_s, compiling_s, warm = None, 0.0, None
+    for i in range(len(order)):
+        idx = order[i]
         x = x_train[idx]  # [B, 1, 28, 28]
         if max_shift:
-            x = shift_images(x, shift[step], max_shift, BACKGROUND)
-        loss_sum += train_step(model, optimizer, scheduler, x, y_train[idx], task=task,
-                               label_smoothing=label_smoothing, amp=amp)
-        if time_first and step == 0:
+            x = shift_images(x, shift[i], max_shift, BACKGROUND)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if warm_up and warm is None:
+            before = compiled.compilations() if compiled_step else 0
+            t0 = time.perf_counter()
+        loss_sum += step(x, y_train[idx])
+        if warm_up and warm is None:
             synchronize(device)
-            first_step_s = time.perf_counter() - t0
-        if progress.due(step, step + 1):
-            progress.log(step + 1, loss_sum.item())  # a host sync, every log_every steps only
-    return loss_sum, first_step_s
+            took = time.perf_counter() - t0
+            first_step_s = took if first_step_s is None else first_step_s
+            now = compiled.compilations() if compiled_step else 0
+            if now > before:
+                compiling_s += took
+            else:
+                warm = WarmUp(first_step_s, compiling_s, now)
+        if progress.due(i, i + 1):
+            progress.log(i + 1, loss_sum.item())  # a host sync, every log_every steps only
+    if warm_up and warm is None:  # every step of the epoch compiled something
+        warm = WarmUp(first_step_s, compiling_s, compiled.compilations() if compiled_step else 0)
+    return loss_sum, warm
 
 
 def fit(
@@ -193,9 +242,12 @@ def fit(
     ``shifts`` (drawn likewise when ``config.augment_shift`` is set), dropout on in
     training and off in validation. ``optimizer``: a factory called with the
     trainable parameters (``functools.partial(torch.optim.RMSprop, lr=1e-3)``), used
-    as it is instead of the one the config names. ``config.amp``: bfloat16 autocast,
-    on a CUDA device only. ``on_epoch`` is called with each epoch's stats as it ends (by default,
-    with ``progress``, one line is printed). Raises FloatingPointError when the running loss
+    as it is instead of the one the config names. ``config.precision``: bfloat16
+    autocast for ``bfloat16``; ``config.torch_compile``: the forward pass, loss and
+    backward, and the optimizer's update, through ``torch.compile`` (``torch_ref.compiled``);
+    ``config.channels_last``: the model and batches in channels-last memory format.
+    ``on_epoch`` is called with each epoch's stats as it ends (by default, with
+    ``progress``, one line is printed). Raises FloatingPointError when the running loss
     stops being finite.
     """
     n = len(images)
@@ -207,24 +259,41 @@ def fit(
     if steps == 0:
         raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
     device = _model_device(model)
-    if config.amp and device.type != "cuda":
-        raise ValueError(f"mixed precision (amp) needs a CUDA device, not {device.type}")
+    mode = config.torch_compile
     total_steps = config.epochs * steps
     if optimizer is None:
         opt, sched = make_optimizer(
             config.optimizer, model, config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
             schedule=config.schedule, total_steps=total_steps, warmup_steps=config.warmup_steps,
+            tensor_lr=mode != "none",
         )
         lr_at = lambda step: config.lr_at(step, total_steps)  # noqa: E731
     else:
         opt, sched = optimizer([p for p in model.parameters() if p.requires_grad]), None
-        lr_at = lambda step: opt.param_groups[0]["lr"]  # noqa: E731
+        lr_at = lambda step: float(opt.param_groups[0]["lr"])  # noqa: E731
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    loss_fn = compiled.loss_function(model, task, label_smoothing=config.label_smoothing,
+                                     precision=config.precision, mode=mode)
+    opt_step = compiled.optimizer_step(opt, mode=mode)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return train_step(loss_fn, opt, opt_step, sched, x, y)
+
     x_train = preprocess(images, device)  # on the device once, [N, 1, 28, 28]
     y_train = _labels(labels, device)
+    evaluation = dict(precision=config.precision, compile=mode, channels_last=config.channels_last)
+    compile_time = 0.0
     if val_images is not None:
         x_val, y_val = preprocess(val_images, device), _labels(val_labels, device)
+        if mode != "none":  # the evaluation graph, compiled before the clock starts, as JAX's is
+            t0 = time.perf_counter()
+            first = min(config.eval_batch_size, len(x_val))
+            _outputs(model, task, x_val[:first], y_val[:first], config.eval_batch_size, **evaluation)
+            synchronize(device)
+            compile_time += time.perf_counter() - t0
 
-    history, warmup_time = [], 0.0
+    history, warm = [], None
     model.train()
     for epoch in range(config.epochs):
         # order [steps, B] and shifts [steps, B, 2]: one transfer per epoch
@@ -235,17 +304,19 @@ def fit(
         bar = EpochProgress("torch", epoch, config.epochs, steps, batch_size, enabled=progress, log_every=log_every)
         synchronize(device)
         t_epoch = time.perf_counter()
-        loss_sum, first_step_s = train_epoch(
-            model, opt, sched, (x_train, y_train), order, shift, max_shift=max_shift, task=task,
-            label_smoothing=config.label_smoothing, amp=config.amp, progress=bar, time_first=epoch == 0)
+        loss_sum, epoch_warm = train_epoch(step, (x_train, y_train), order, shift, max_shift=max_shift,
+                                           channels_last=config.channels_last, progress=bar, warm_up=epoch == 0,
+                                           compiled_step=mode != "none")
         synchronize(device)
         epoch_time = time.perf_counter() - t_epoch
         bar.close()
         if epoch == 0:
-            warmup_time = first_step_s
+            warm = epoch_warm
+            epoch_time -= warm.compiling_s  # compilation is reported apart, as JAX's is
         val = {}
         if val_images is not None:
-            summary = task.summary(_outputs(model, task, x_val, y_val, config.eval_batch_size), np.asarray(val_labels))
+            summary = task.summary(_outputs(model, task, x_val, y_val, config.eval_batch_size, **evaluation),
+                                   np.asarray(val_labels))
             val = {"val_loss": summary["loss"], "val_accuracy": summary["accuracy"]}
         stats = EpochStats(epoch + 1, loss_sum.item() / steps, epoch_time, steps * batch_size / epoch_time,
                            lr_at((epoch + 1) * steps - 1), **val)
@@ -255,5 +326,7 @@ def fit(
         elif progress:
             print_epoch("torch", config.epochs, stats)
 
-    return FitResult(history=history, train_time_s=sum(h.epoch_time_s for h in history), compile_time_s=0.0,
-                     warmup_time_s=warmup_time, steps_per_epoch=steps, batch_size=batch_size)
+    return FitResult(history=history, train_time_s=sum(h.epoch_time_s for h in history),
+                     compile_time_s=compile_time + warm.compiling_s, warmup_time_s=warm.first_step_s,
+                     steps_per_epoch=steps, batch_size=batch_size,
+                     recompilations=(compiled.compilations() - warm.compilations) if mode != "none" else 0)

@@ -14,10 +14,10 @@ ACCURACY_MARKS = (0.99, 0.994, 0.995)
 
 
 def compare(a: dict, b: dict, name_a: str, name_b: str) -> str:
-    """Two runs side by side, per model and framework: accuracy, training time, images/s and B over A."""
-    sa = {(g["model"], g["framework"]): g for g in summary_by_group(a["runs"])}
-    sb = {(g["model"], g["framework"]): g for g in summary_by_group(b["runs"])}
-    header = ["model", "framework", f"test acc (%) {name_a}", f"test acc (%) {name_b}",
+    """Two runs side by side, per model, framework and mode: accuracy, training time, images/s and B over A."""
+    sa = {(g["model"], g["framework"], g["mode"]): g for g in summary_by_group(a["runs"])}
+    sb = {(g["model"], g["framework"], g["mode"]): g for g in summary_by_group(b["runs"])}
+    header = ["model", "framework", "mode", f"test acc (%) {name_a}", f"test acc (%) {name_b}",
               f"training time (s) {name_a}", f"training time (s) {name_b}", f"images/s {name_a}",
               f"images/s {name_b}", "speed B/A"]
     rows = []
@@ -30,7 +30,7 @@ def compare(a: dict, b: dict, name_a: str, name_b: str) -> str:
             format_mean_std(ma["images_per_s"], "{:.0f}"), format_mean_std(mb["images_per_s"], "{:.0f}"),
             f"{ib / ia:.2f}x" if ia and ib else "-",
         ])
-    only = [f"{m} ({fw})" for m, fw in list(sa.keys() - sb.keys()) + list(sb.keys() - sa.keys())]
+    only = [f"{m} ({fw}, {mode})" for m, fw, mode in list(sa.keys() - sb.keys()) + list(sb.keys() - sa.keys())]
 
     def devices(r):
         return ", ".join(sorted({run.get("device", "?") for run in r["runs"]}))
@@ -66,13 +66,14 @@ def time_to_accuracy_table(named: list[tuple[str, dict]]) -> str:
                 name, g = max(mine, key=lambda item: item[1]["metrics"]["test_accuracy"]["mean"] or 0)
                 best = g["metrics"]["test_accuracy"]["mean"]
                 rows.append([model, framework, f"{mark:.1%}", "not reached" + (
-                    f" (best: {name}, mean {best:.2%})" if best is not None else ""), "-", "-", "-", "-"])
+                    f" (best: {name}, {g['mode']}, mean {best:.2%})" if best is not None else ""), "-", "-", "-", "-",
+                    "-"])
                 break
             t, name, g = min(reached, key=lambda item: item[0])
             m = g["metrics"]
-            rows.append([model, framework, f"{mark:.1%}", name, str(m["test_accuracy"]["n"]),
+            rows.append([model, framework, f"{mark:.1%}", name, g["mode"], str(m["test_accuracy"]["n"]),
                          f"{min(m['test_accuracy']['values']):.2%}".rstrip("%"),
                          format_mean_std(m["train_time_s"], "{:.2f}"), format_mean_std(m["compile_time_s"], "{:.2f}")])
-    header = ["model", "framework", "test accuracy", "quickest setting (folder)", "seeds", "lowest seed (%)",
-              "training time (s)", "compile (s)"]
+    header = ["model", "framework", "test accuracy", "quickest setting (folder)", "mode", "seeds",
+              "lowest seed (%)", "training time (s)", "compile (s)"]
     return table(header, rows)

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from benchmarks.stats import group_key, summary_by_group
 
 COLORS = {"jax": "tab:blue", "torch": "tab:orange"}
+NAMES = {"jax": "JAX/Flax", "torch": "PyTorch"}
 LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -31,8 +32,8 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _groups(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    groups: dict[tuple[str, str], list[dict]] = {}
+def _groups(runs: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for run in runs:
         groups.setdefault(group_key(run), []).append(run)
     return groups
@@ -51,10 +52,10 @@ def training_curves(runs: list[dict], path: Path) -> Path:
     """Training loss and validation accuracy per epoch, per model and framework (mean over seeds, min-max band)."""
     fig = Figure(figsize=(11, 4.2))
     ax_loss, ax_acc = fig.subplots(1, 2)
-    models = list(dict.fromkeys(model for model, _ in _groups(runs)))
-    for (model, framework), members in _groups(runs).items():
+    models = list(dict.fromkeys(model for model, _, _ in _groups(runs)))
+    for (model, framework, mode), members in _groups(runs).items():
         style = LINESTYLES[models.index(model) % len(LINESTYLES)]
-        label = f"{model} ({framework}, {len(members)} seed{'s' if len(members) > 1 else ''})"
+        label = f"{model} ({framework} {mode}, {len(members)} seed{'s' if len(members) > 1 else ''})"
         for ax, key in ((ax_loss, "train_loss"), (ax_acc, "val_accuracy")):
             curve = _per_epoch(members, key)
             if curve is None:
@@ -79,13 +80,13 @@ def confusion_matrices(runs: list[dict], path: Path) -> Path:
     rows = math.ceil(len(groups) / cols)
     fig = Figure(figsize=(4.2 * cols, 3.9 * rows))
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for ax, ((model, framework), members) in zip(axes, groups.items()):
+    for ax, ((model, framework, mode), members) in zip(axes, groups.items()):
         cm = np.sum([np.asarray(r["confusion_matrix"]) for r in members], axis=0)
         ax.imshow(np.log1p(cm), cmap="Blues")
         for (i, j), v in np.ndenumerate(cm):
             if v and i != j:
                 ax.text(j, i, str(v), ha="center", va="center", fontsize=6, color="firebrick")
-        ax.set(title=f"{model} ({framework}), {len(members)} seed(s)", xlabel="predicted", ylabel="true",
+        ax.set(title=f"{model} ({framework} {mode}), {len(members)} seed(s)", xlabel="predicted", ylabel="true",
                xticks=range(10), yticks=range(10))
         ax.title.set_fontsize(9)
     for ax in axes[len(groups):]:
@@ -104,7 +105,7 @@ def accuracy_vs_time(runs: list[dict], path: Path) -> Path:
             continue
         ax.errorbar(time["mean"], acc["mean"] * 100, xerr=time["std"] or 0, yerr=(acc["std"] or 0) * 100,
                     fmt="o", color=COLORS.get(group["framework"]), capsize=3)
-        ax.annotate(f"{group['model']} ({group['framework']})", (time["mean"], acc["mean"] * 100),
+        ax.annotate(f"{group['model']} ({group['framework']} {group['mode']})", (time["mean"], acc["mean"] * 100),
                     textcoords="offset points", xytext=(5, 4), fontsize=7)
     ax.set(xscale="log", xlabel="training time (s, log scale)", ylabel="test accuracy (%)",
            title="Accuracy against training time (mean ± std over seeds)")
@@ -113,34 +114,39 @@ def accuracy_vs_time(runs: list[dict], path: Path) -> Path:
 
 
 def throughput(runs: list[dict], path: Path) -> Path:
-    """Steady-state training images/s per model, JAX next to PyTorch, with the ratio written above."""
+    """Steady-state training images/s per model, one bar per framework and mode, JAX's fastest over PyTorch's
+    fastest written above."""
     summaries = summary_by_group(runs)
     models = list(dict.fromkeys(g["model"] for g in summaries))
-    fig = Figure(figsize=(max(5, 1.6 * len(models) + 2), 4.2))
+    bars = list(dict.fromkeys((g["framework"], g["mode"]) for g in summaries))
+    fig = Figure(figsize=(max(5, 0.8 * len(models) * len(bars) + 2), 4.2))
     ax = fig.subplots()
-    width = 0.38
-    by = {(g["model"], g["framework"]): g["metrics"]["images_per_s"] for g in summaries}
-    for k, framework in enumerate(("jax", "torch")):
+    width = 0.8 / len(bars)
+    by = {(g["model"], g["framework"], g["mode"]): g["metrics"]["images_per_s"] for g in summaries}
+    for k, (framework, mode) in enumerate(bars):
         xs, means, stds = [], [], []
         for i, model in enumerate(models):
-            m = by.get((model, framework))
+            m = by.get((model, framework, mode))
             if m and m["mean"] is not None:
-                xs.append(i + (k - 0.5) * width)
+                xs.append(i + (k - (len(bars) - 1) / 2) * width)
                 means.append(m["mean"])
                 stds.append(m["std"] or 0)
         if xs:
-            ax.bar(xs, means, width, yerr=stds, capsize=3, color=COLORS[framework],
-                   label={"jax": "JAX/Flax", "torch": "PyTorch"}[framework])
+            same_fw = [b for b in bars if b[0] == framework]
+            ax.bar(xs, means, width, yerr=stds, capsize=3, color=COLORS.get(framework),
+                   alpha=1.0 - 0.5 * same_fw.index((framework, mode)) / max(1, len(same_fw)),
+                   label=f"{NAMES.get(framework, framework)} ({mode})")
     for i, model in enumerate(models):
-        jax_m, torch_m = by.get((model, "jax")), by.get((model, "torch"))
-        if jax_m and torch_m and jax_m["mean"] and torch_m["mean"]:
-            top = max(jax_m["mean"], torch_m["mean"])
-            ax.text(i, top * 1.04, f"{jax_m['mean'] / torch_m['mean']:.2f}x", ha="center", fontsize=9)
+        best = {fw: max((m["mean"] for (mo, f, _), m in by.items() if mo == model and f == fw and m["mean"]),
+                        default=None) for fw in ("jax", "torch")}
+        if best["jax"] and best["torch"]:
+            top = max(m["mean"] or 0 for (mo, _, _), m in by.items() if mo == model)
+            ax.text(i, top * 1.04, f"{best['jax'] / best['torch']:.2f}x", ha="center", fontsize=9)
     ax.set(xticks=range(len(models)), ylabel="training images/s (steady state)",
-           title="Throughput, JAX over PyTorch")
+           title="Throughput; above: JAX's fastest over PyTorch's fastest")
     ax.set_xticklabels(models, fontsize=8)
     ax.set_ylim(0, ax.get_ylim()[1] * 1.1)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
 

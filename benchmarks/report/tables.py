@@ -6,12 +6,13 @@ import csv
 import io
 
 from benchmarks.report.markdown import cell, table
-from benchmarks.stats import model_label
+from benchmarks.stats import model_label, run_mode
 
 COLUMNS = (
     # header, key, format
     ("framework", "framework", "{}"),
     ("model", "model_label", "{}"),
+    ("mode", "mode_label", "{}"),
     ("optimizer", "optimizer", "{}"),
     ("epochs", "epochs", "{}"),
     ("train loss", "train_loss", "{:.4f}"),
@@ -29,6 +30,7 @@ COLUMNS = (
 COMPARISON_COLUMNS = (
     ("model", "model_label", "{}"),
     ("framework", "framework", "{}"),
+    ("mode", "mode_label", "{}"),
     ("weights", "weights", "{}"),
     ("training loss", "train_loss", "{:.4f}"),
     ("test acc (%)", "test_accuracy", "{:.2%}"),
@@ -37,17 +39,18 @@ COMPARISON_COLUMNS = (
 )
 
 CSV_COLUMNS = (
-    "framework", "model", "variant", "kernels", "seed", "preset", "weights", "optimizer", "lr", "epochs",
-    "batch_size", "train_size", "val_size", "test_size", "image_size", "train_loss", "val_accuracy", "test_loss",
-    "test_accuracy", "test_macro_f1", "no_detection_rate", "mean_top_box_iou", "train_time_s", "compile_time_s",
-    "warmup_time_s", "images_per_s", "train_flops_per_image", "achieved_gflop_s", "devices", "steps_per_call",
-    "test_eval_time_s", "params", "device",
+    "framework", "model", "variant", "mode", "kernels", "precision", "torch_compile", "channels_last", "seed",
+    "preset", "weights", "optimizer", "lr", "epochs", "batch_size", "train_size", "val_size", "test_size",
+    "image_size", "train_loss", "val_accuracy", "test_loss", "test_accuracy", "test_macro_f1", "no_detection_rate",
+    "mean_top_box_iou", "train_time_s", "compile_time_s", "recompilations", "warmup_time_s", "images_per_s",
+    "train_flops_per_image", "achieved_gflop_s", "devices", "steps_per_call", "test_eval_time_s", "params", "device",
 )
 
 
 def _runs_table(runs: list[dict], columns) -> str:
     header = [h for h, _, _ in columns]
-    rows = [[cell(fmt, model_label(run) if key == "model_label" else run.get(key)) for _, key, fmt in columns]
+    labels = {"model_label": model_label, "mode_label": run_mode}
+    rows = [[cell(fmt, labels[key](run) if key in labels else run.get(key)) for _, key, fmt in columns]
             for run in runs]
     return table(header, rows)
 
@@ -131,9 +134,8 @@ def _number(value, fmt: str) -> str:
 
 def _run_section(run: dict) -> list[str]:
     """One run in ``results.md``: its recipe, per-epoch history, per-class scores and confusion matrix."""
-    kernels = f", {run['kernels']} kernels" if run.get("kernels") else ""
     out = [
-        f"## {run['framework']} / {model_label(run)} (seed {run['seed']}, preset {run['preset']}{kernels})",
+        f"## {run['framework']} / {model_label(run)} ({run_mode(run)}; seed {run['seed']}, preset {run['preset']})",
         "",
         f"Weights: {run['weights']}. Optimizer {run['optimizer']} lr {run['lr']} "
         f"({run['schedule']} schedule, {run['warmup_steps']} warm-up steps), weight decay "
@@ -142,8 +144,8 @@ def _run_section(run: dict) -> list[str]:
         f"{run['train_size']} images, validation on {run['val_size']}, test on {run.get('test_size', 10000)}; "
         f"warm-up (first step) {run['warmup_time_s']:.3f} s."
         + (f" Input resized to {run['image_size']} px" + (", feature extractor frozen" if run.get("freeze_features")
-                                                           else "")
-           + (", bfloat16 autocast" if run.get("amp") else "") + "." if run.get("image_size") else ""),
+                                                           else "") + "." if run.get("image_size") else "")
+        + (f" {run['recompilations']} recompilation(s) after warm-up." if run.get("recompilations") else ""),
         "",
     ]
     if run.get("warnings"):

@@ -27,7 +27,8 @@ class CNN(nnx.Module):
     ``kernels``: ``"stock"`` runs the Flax layers below; ``"tuned"`` runs the same
     parameters through ``jax_impl.kernels`` (equal logits and gradients, faster on
     XLA CPU); ``"auto"`` is tuned on the CPU backend, stock elsewhere. The resolved
-    choice is ``model.kernels``.
+    choice is ``model.kernels``. ``dtype`` is the computation's (``jnp.bfloat16``:
+    mixed precision); parameters are float32 either way.
     """
 
     def __init__(
@@ -44,11 +45,13 @@ class CNN(nnx.Module):
         image_size: int = 28,
         in_channels: int = 1,
         kernels: str = "auto",
+        dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
         from jax_impl import kernels as kernel_choice
 
         self.kernels = kernel_choice.resolve(kernels)
+        self.dtype = dtype
         layers = kernel_choice.layers(self.kernels)
         self.pool, self.stride, self.padding = pool, stride, padding
         c1, c2 = channels
@@ -57,11 +60,11 @@ class CNN(nnx.Module):
         def conv(c_in: int, c_out: int) -> nnx.Conv:
             return nnx.Conv(c_in, c_out, kernel_size=(kernel_size, kernel_size), strides=(stride, stride),
                             padding=((padding, padding), (padding, padding)), kernel_init=torch_default_kernel_init,
-                            bias_init=torch_default_bias_init(fan_k * c_in), rngs=rngs)
+                            bias_init=torch_default_bias_init(fan_k * c_in), dtype=dtype, rngs=rngs)
 
         def linear(d_in: int, d_out: int) -> nnx.Linear:
             return nnx.Linear(d_in, d_out, kernel_init=torch_default_kernel_init,
-                              bias_init=torch_default_bias_init(d_in), rngs=rngs)
+                              bias_init=torch_default_bias_init(d_in), dtype=dtype, rngs=rngs)
 
         self.conv1 = conv(in_channels, c1)
         self.conv2 = conv(c1, c2)

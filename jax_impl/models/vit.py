@@ -44,11 +44,13 @@ VARIANTS = {
 DEFAULT_VARIANT = "tiny/7"
 
 
-def _linear(layers, d_in: int, d_out: int, rngs: nnx.Rngs) -> nnx.Linear:
-    return layers.Linear(d_in, d_out, kernel_init=weight_init, bias_init=nnx.initializers.zeros, rngs=rngs)
+def _linear(layers, d_in: int, d_out: int, dtype, rngs: nnx.Rngs) -> nnx.Linear:
+    return layers.Linear(d_in, d_out, kernel_init=weight_init, bias_init=nnx.initializers.zeros, dtype=dtype,
+                         rngs=rngs)
 
 
 def _layer_norm(layers, d: int, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    """In float32 whatever the model's dtype, as PyTorch's autocast keeps ``layer_norm``."""
     return layers.LayerNorm(d, epsilon=LN_EPS, use_fast_variance=False, rngs=rngs)
 
 
@@ -63,18 +65,20 @@ class Attention(nnx.Module):
     """Multi-head self-attention with separate q, k, v projections: ``[B, T, D] -> [B, T, D]``.
 
     ``fused_qkv`` computes the three projections as one product (``jax_impl.kernels.forward.qkv``).
+    The products run in ``dtype``, the softmax in float32 (as PyTorch's autocast runs them).
     """
 
-    def __init__(self, width: int, heads: int, *, dropout: float, kernels: str = "stock", rngs: nnx.Rngs):
+    def __init__(self, width: int, heads: int, *, dropout: float, kernels: str = "stock", dtype=jnp.float32,
+                 rngs: nnx.Rngs):
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
         layers = _layers(kernels)
         self.heads = heads
         self.fused_qkv = kernels == "tuned"
-        self.q = _linear(layers, width, width, rngs)
-        self.k = _linear(layers, width, width, rngs)
-        self.v = _linear(layers, width, width, rngs)
-        self.proj = _linear(layers, width, width, rngs)
+        self.q = _linear(layers, width, width, dtype, rngs)
+        self.k = _linear(layers, width, width, dtype, rngs)
+        self.v = _linear(layers, width, width, dtype, rngs)
+        self.proj = _linear(layers, width, width, dtype, rngs)
         self.dropout = layers.Dropout(dropout, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -89,8 +93,8 @@ class Attention(nnx.Module):
                 return y.reshape(b, t, h, d // h).transpose(0, 2, 1, 3)
 
             q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
-        scores = q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(jnp.float32(d // h))  # [B, H, T, T]
-        weights = jax.nn.softmax(scores, axis=-1)
+        scores = q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(jnp.asarray(d // h, q.dtype))  # [B, H, T, T]
+        weights = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(v.dtype)
         out = (weights @ v).transpose(0, 2, 1, 3).reshape(b, t, d)  # [B, T, D]
         return self.dropout(self.proj(out))
 
@@ -98,10 +102,11 @@ class Attention(nnx.Module):
 class MLP(nnx.Module):
     """fc1 -> exact GELU -> dropout -> fc2 -> dropout: ``[B, T, D] -> [B, T, D]``."""
 
-    def __init__(self, width: int, mlp_dim: int, *, dropout: float, kernels: str = "stock", rngs: nnx.Rngs):
+    def __init__(self, width: int, mlp_dim: int, *, dropout: float, kernels: str = "stock", dtype=jnp.float32,
+                 rngs: nnx.Rngs):
         layers = _layers(kernels)
-        self.fc1 = _linear(layers, width, mlp_dim, rngs)
-        self.fc2 = _linear(layers, mlp_dim, width, rngs)
+        self.fc1 = _linear(layers, width, mlp_dim, dtype, rngs)
+        self.fc2 = _linear(layers, mlp_dim, width, dtype, rngs)
         self.dropout = layers.Dropout(dropout, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -112,12 +117,13 @@ class MLP(nnx.Module):
 class Block(nnx.Module):
     """Pre-LayerNorm encoder block."""
 
-    def __init__(self, cfg: ViTConfig, *, dropout: float, kernels: str = "stock", rngs: nnx.Rngs):
+    def __init__(self, cfg: ViTConfig, *, dropout: float, kernels: str = "stock", dtype=jnp.float32,
+                 rngs: nnx.Rngs):
         layers = _layers(kernels)
         self.norm1 = _layer_norm(layers, cfg.width, rngs)
-        self.attn = Attention(cfg.width, cfg.heads, dropout=dropout, kernels=kernels, rngs=rngs)
+        self.attn = Attention(cfg.width, cfg.heads, dropout=dropout, kernels=kernels, dtype=dtype, rngs=rngs)
         self.norm2 = _layer_norm(layers, cfg.width, rngs)
-        self.mlp = MLP(cfg.width, cfg.mlp_dim, dropout=dropout, kernels=kernels, rngs=rngs)
+        self.mlp = MLP(cfg.width, cfg.mlp_dim, dropout=dropout, kernels=kernels, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x + self.attn(self.norm1(x))
@@ -128,7 +134,9 @@ class ViT(nnx.Module):
     """ViT classifier: float NHWC ``[B, 28, 28, 1]`` -> logits ``[B, 10]``.
 
     ``kernels`` as for ``CNN`` (``"auto"``: the XLA-CPU layers on the CPU backend,
-    Flax's own elsewhere; resolved into ``model.kernels``).
+    Flax's own elsewhere; resolved into ``model.kernels``). ``dtype``: the products'
+    computation (``jnp.bfloat16``: mixed precision); LayerNorm, softmax, the residual
+    stream and the parameters stay float32, as under PyTorch's bfloat16 autocast.
     ``model(x, return_intermediates=True)`` returns ``(logits, dict)`` with
     ``embeddings`` ``[B, T, D]`` (after position embeddings), ``block_<i>``
     ``[B, T, D]`` and ``pre_logits`` ``[B, D]``, for block-by-block checks.
@@ -146,6 +154,7 @@ class ViT(nnx.Module):
         in_channels: int = 1,
         dropout: float = 0.1,
         kernels: str = "auto",
+        dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ):
         from jax_impl import kernels as kernel_choice
@@ -157,26 +166,27 @@ class ViT(nnx.Module):
             raise ValueError(f"image size {image_size} is not divisible by patch {cfg.patch}")
         self.variant = variant
         self.kernels = kernel_choice.resolve(kernels)
+        self.dtype = dtype
         layers = _layers(self.kernels)
         tokens = (image_size // cfg.patch) ** 2 + 1
         self.patch_embed = nnx.Conv(
             in_channels, cfg.width, kernel_size=(cfg.patch, cfg.patch), strides=(cfg.patch, cfg.patch),
-            padding="VALID", kernel_init=weight_init, bias_init=nnx.initializers.zeros, rngs=rngs,
+            padding="VALID", kernel_init=weight_init, bias_init=nnx.initializers.zeros, dtype=dtype, rngs=rngs,
         )
         self.cls_token = nnx.Param(jnp.zeros((1, 1, cfg.width)))
         self.pos_embed = nnx.Param(weight_init(rngs.params(), (1, tokens, cfg.width)))
         self.dropout = layers.Dropout(dropout, rngs=rngs)
-        self.blocks = nnx.List([Block(cfg, dropout=dropout, kernels=self.kernels, rngs=rngs)
+        self.blocks = nnx.List([Block(cfg, dropout=dropout, kernels=self.kernels, dtype=dtype, rngs=rngs)
                                 for _ in range(cfg.depth)])
         self.norm = _layer_norm(layers, cfg.width, rngs)
-        self.head = _linear(layers, cfg.width, num_classes, rngs)
+        self.head = _linear(layers, cfg.width, num_classes, dtype, rngs)
 
     def forward_features(self, x: jax.Array, intermediates: dict | None = None) -> jax.Array:
         x = self.patch_embed(x)  # [B, H/p, W/p, D]
         b, gh, gw, d = x.shape
         x = x.reshape(b, gh * gw, d)  # [B, N, D], patches in row-major order
         cls = jnp.broadcast_to(self.cls_token[...], (b, 1, d))
-        x = jnp.concatenate([cls, x], axis=1) + self.pos_embed[...]  # [B, N+1, D]
+        x = jnp.concatenate([cls, x], axis=1) + self.pos_embed[...]  # [B, N+1, D], float32 (the residual stream)
         if intermediates is not None:
             intermediates["embeddings"] = x
         x = self.dropout(x)

@@ -53,7 +53,8 @@ def test_smoke_writes_results_with_the_agreed_keys(smoke_both):
 def test_every_epoch_is_a_line_on_stderr_and_in_history_jsonl(smoke_both):
     """--no-progress hides the bar, not the epochs: 2 epochs x 2 seeds x 2 frameworks."""
     proc, out, _ = smoke_both
-    lines = [line for line in proc.stderr.splitlines() if re.match(r"(jax|torch) +cnn seed [01] epoch [12]/2: ", line)]
+    lines = [line for line in proc.stderr.splitlines()
+             if re.match(r"(jax|torch) +cnn \((tuned|eager)\) seed [01] epoch [12]/2: ", line)]
     assert len(lines) == 8, proc.stderr
     records = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [(r["framework"], r["seed"], r["epoch"]) for r in records] == [
@@ -141,7 +142,11 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--warmup-epochs", "-1"], "--warmup-epochs must be >= 0"),
     (["--framework", "torch", "--model", "vgg16", "--weights", "/nonexistent/vgg.pt"], "no such file"),
-    (["--framework", "torch", "--model", "alexnet", "--amp", "--preset", "smoke"], "--amp needs a CUDA GPU"),
+    (["--precision", "float16"], "--precision 'float16' is unknown (choose from float32, bfloat16)"),
+    (["--torch-compile", "fast"], "--torch-compile 'fast' is unknown"),
+    (["--channels-last", "maybe"], "--channels-last 'maybe' is unknown (choose from on, off)"),
+    (["--model", "vit", "--channels-last"], "--channels-last does not apply to vit"),
+    (["--kernels", "stock,stock"], "--kernels lists a mode twice"),
     (["--test-size", "0"], "--test-size must be in [1, 10000]"),
     (["--steps-per-call", "0"], "--steps-per-call must be at least 1"),
     (["--model", "cnn,resnet"], "unknown model 'resnet'"),
@@ -212,7 +217,7 @@ def test_torchvision_smoke_records_random_init_and_its_settings(smoke_torchvisio
     for run in results["runs"]:
         assert RUN_KEYS <= set(run)
         assert run["framework"] == "torch" and run["weights"] == "random init (seed 0)"
-        assert run["weights_info"]["source"] == "random init" and run["amp"] is False
+        assert run["weights_info"]["source"] == "random init" and run["precision"] == "float32"
         assert 0 <= run["test_accuracy"] <= 1 and run["train_time_s"] > 0
     sizes = {r["model"]: (r["image_size"], r["test_size"]) for r in results["runs"]}
     assert sizes == {"vgg16": (32, 200), "alexnet": (63, 500), "faster_rcnn": (64, 100)}
@@ -323,3 +328,35 @@ def test_a_run_that_did_not_learn_warns_in_its_report(tmp_path):
     assert any("near chance" in w for w in run["warnings"]), run["warnings"]
     assert "warning: cnn seed 0: test accuracy" in proc.stderr
     assert "## Warnings" in (tmp_path / "report.md").read_text()
+
+
+def test_a_matrix_of_modes_in_one_command(tmp_path):
+    """JAX stock and tuned against PyTorch eager and compiled, one command: one run per mode, and the two ratios."""
+    proc = run_cli("--framework", "both", "--model", "cnn", "--preset", "smoke", "--epochs", "2", "--train-size",
+                   "512", "--val-size", "100", "--test-size", "300", "--kernels", "stock,tuned", "--torch-compile",
+                   "none,default", "--quiet", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    runs = results["runs"]
+    assert [(r["framework"], r["mode"]) for r in runs] == [
+        ("jax", "stock"), ("jax", "tuned"), ("torch", "eager"), ("torch", "compiled")]
+    compiled, eager = runs[3], runs[2]
+    assert compiled["torch_compile"] == "default" and compiled["compile_time_s"] > 0
+    assert compiled["recompilations"] == 0 and eager["torch_compile"] == "none" and eager["compile_time_s"] == 0
+    assert abs(compiled["test_accuracy"] - eager["test_accuracy"]) < 0.05  # the same training, compiled
+    assert {r["kind"] for r in results["throughput_ratios"]} == {"best", "stock"}
+    report = (tmp_path / "report.md").read_text()
+    assert "cnn, each at its best: JAX" in report and "cnn, out of the box: JAX stock" in report
+    assert "each at its best" in proc.stdout and "out of the box" in proc.stdout
+
+
+def test_bfloat16_runs_in_both_frameworks(tmp_path):
+    proc = run_cli("--framework", "both", "--model", "cnn,vit", "--preset", "smoke", "--epochs", "1", "--train-size",
+                   "512", "--val-size", "100", "--test-size", "300", "--precision", "bfloat16", "--quiet", "--out",
+                   str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert [(r["model"], r["framework"], r["mode"]) for r in runs] == [
+        ("cnn", "jax", "tuned, bf16"), ("cnn", "torch", "eager, bf16"), ("vit", "jax", "tuned, bf16"),
+        ("vit", "torch", "eager, bf16")]
+    assert all(r["precision"] == "bfloat16" and r["test_accuracy"] > 0.2 for r in runs)

@@ -119,3 +119,27 @@ def test_parity_cli_writes_json_and_markdown(tmp_path):
                                          (["--trajectory-steps", "0"], "at least 1")])
 def test_parity_cli_usage_errors(tmp_path, args, needle):
     assert_one_line_error(run_cli(*args, "--out", str(tmp_path), module="parity.run"), needle)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_tuned_jax_follows_stock_jax(mnist, model):
+    from parity import modes
+
+    _assert_all_pass(modes.jax_kernels(model, mnist.train_images[:320], mnist.train_labels[:320], steps=20))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_bfloat16_forward_passes_agree_within_their_tolerance(mnist, model):
+    from parity import modes
+
+    (record,) = modes.bfloat16_forward(model, mnist.test_images[:64])
+    assert record["passed"], record["detail"]
+    assert record["max_abs_diff"] > 1e-5  # bfloat16 really ran: float32 would agree to rounding
+    assert record["agreement"] >= 0.9
+
+
+def test_compiled_pytorch_follows_eager(mnist):
+    """torch.compile (Inductor, on this CPU) against eager from the same weights: logits and 20 SGD steps."""
+    from parity import modes
+
+    _assert_all_pass(modes.torch_compiled("cnn", mnist.train_images[:320], mnist.train_labels[:320], steps=20))
