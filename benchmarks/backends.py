@@ -16,7 +16,6 @@ from benchmarks.environment import cpu_name
 from benchmarks.registry import ModelSpec, import_object
 from benchmarks.settings import Settings
 
-
 #: ``--device``: the framework's default (a GPU when it sees one), the CPU, or a GPU (an error without one).
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -95,8 +94,8 @@ class JaxBackend:
     def build(self, spec: ModelSpec, settings: Settings, *, progress: bool = True):
         """The Flax model, its weights drawn from ``settings.seed``, with the settings' kernels and precision."""
         args = (settings.variant,) if settings.variant else ()
-        return import_object(spec.jax)(*args, kernels=settings.kernels, dtype=self.jax.numpy.dtype(settings.precision),
-                                       rngs=self.nnx.Rngs(settings.seed))
+        dtype = None if settings.precision == "float32" else self.jax.numpy.dtype(settings.precision)
+        return import_object(spec.jax)(*args, kernels=settings.kernels, dtype=dtype, rngs=self.nnx.Rngs(settings.seed))
 
     def fit(self, spec: ModelSpec, model, images, labels, config, **kwargs):
         return self.train.fit(model, images, labels, config, **kwargs)
@@ -107,6 +106,18 @@ class JaxBackend:
     def kernels(self, model) -> str:
         """The layers the model runs: ``"stock"`` or ``"tuned"`` (``jax_impl.kernels``)."""
         return model.kernels
+
+    def save(self, spec: ModelSpec, model, directory, metadata: dict) -> dict:
+        """The exported model (``jax_impl.models.save``): canonical weights and config.json."""
+        from jax_impl.models import save
+
+        return save(model, directory, metadata)
+
+    def load(self, directory):
+        """An exported model, whichever framework trained it, in evaluation mode."""
+        from jax_impl.models import load
+
+        return load(directory)
 
     def count_params(self, model) -> int:
         from jax_impl.models import count_params
@@ -197,6 +208,24 @@ class TorchBackend:
 
     def kernels(self, model) -> None:
         return None  # PyTorch's own layers, always
+
+    def save(self, spec: ModelSpec, model, directory, metadata: dict) -> dict:
+        """The exported model: for the CNN and the ViT the canonical format (``torch_ref.models.save``); for the
+        torchvision models their state dict as safetensors with the same config.json (``--weights PATH`` loads it)."""
+        if not spec.finetune:
+            from torch_ref.models import save
+
+            return save(model, directory, metadata)
+        from torch_ref.finetune.weights import save_state_dict
+
+        return save_state_dict(model, directory, spec_name=metadata["trained_with"]["settings"]["model"],
+                               metadata=metadata)
+
+    def load(self, directory):
+        """An exported model, whichever framework trained it, in evaluation mode, on this backend's device."""
+        from torch_ref.models import load
+
+        return load(directory, device=self._device)
 
     def check_weights(self, model: str, variant: str | None, choice: str) -> None:
         """Fail before any training on weights that cannot be had (see ``torch_ref.finetune.weights``)."""

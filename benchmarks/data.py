@@ -162,8 +162,9 @@ def _read_sha256sums(folder: Path) -> dict[str, str]:
     return sums
 
 
-def _decompress(path: Path, raw: bytes) -> bytes:
-    if path.suffix != ".gz":
+def decompress(path: Path, raw: bytes, *, gzipped: bool | None = None) -> bytes:
+    """``raw`` decompressed when gzipped (by default: when ``path`` ends in .gz); DataError naming ``path``."""
+    if not (path.suffix == ".gz" if gzipped is None else gzipped):
         return raw
     try:
         return gzip.decompress(raw)
@@ -219,7 +220,7 @@ def load_idx(data_dir: str | os.PathLike | None = None) -> MNIST:
         if path is None:
             raise DataError(f"{folder / name}[.gz]: file not found")
         raw = path.read_bytes()
-        records = _decompress(path, raw)
+        records = decompress(path, raw)
         arrays[name] = parse_idx(path, records, magic=magic)
         file_shas[name] = _sha256(raw)
         record_shas[name] = _sha256(records) if path.suffix == ".gz" else file_shas[name]

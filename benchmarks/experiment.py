@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from benchmarks.data import MNIST, test_subset, train_val_split
+from benchmarks.environment import git_commit
 from benchmarks.metrics import classification_metrics, detection_metrics, prediction_metrics
 from benchmarks.registry import MODELS
 from benchmarks.settings import Settings
@@ -16,13 +17,15 @@ from benchmarks.stats import mode_label
 
 
 def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, model=None,
-            weights: str | None = None, on_epoch=None) -> dict:
+            weights: str | None = None, on_epoch=None, checkpointing=None, export_dir=None) -> dict:
     """Train and test ``settings.model`` with ``backend``; the record of the run.
 
     ``model`` (optional) is trained instead of a fresh one built from ``settings.seed``;
     ``weights`` then says what it started from. ``on_epoch`` gets each epoch's
-    ``EpochStats`` as it ends. Raises ValueError when the data cannot be split as the
-    settings ask.
+    ``EpochStats`` as it ends; ``checkpointing`` (a ``mnist_common.checkpointing.Checkpointing``)
+    keeps checkpoints and resumes; ``export_dir`` receives the trained model
+    (``model.safetensors`` and ``config.json``). Raises ValueError when the data cannot be
+    split as the settings ask.
     """
     s, spec = settings, MODELS[settings.model]
     split = train_val_split(len(data.train_labels), val_size=s.val_size, train_size=s.train_size)
@@ -38,17 +41,9 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
         spec, model, data.train_images[split.train], data.train_labels[split.train], config,
         val_images=data.train_images[split.val] if len(split.val) else None,
         val_labels=data.train_labels[split.val] if len(split.val) else None,
-        progress=progress, on_epoch=on_epoch,
+        progress=progress, on_epoch=on_epoch, checkpointing=checkpointing,
     )
-    test_idx = test_subset(len(data.test_labels), s.test_size)
-    test_labels = data.test_labels[test_idx]
-    t0 = time.perf_counter()
-    test = backend.evaluate(spec, model, data.test_images[test_idx], test_labels, s)
-    eval_time = time.perf_counter() - t0
-    if "predictions" in test:  # a detector read as a classifier
-        metrics = prediction_metrics(test["predictions"], test_labels) | detection_metrics(test["outputs"])
-    else:
-        metrics = classification_metrics(test["logits"], test_labels)
+    test_idx, test, metrics, eval_time = _test(backend, s, model, data)
     ips = fit.images_per_s
     flops = fit.train_flops_per_image
     history = [h.as_dict() for h in fit.history]
@@ -104,6 +99,44 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
         "confusion_matrix": metrics["confusion_matrix"],
         "history": history,
         "warnings": training_warnings(history, metrics["accuracy"]),
+    }
+    record = {**record, "mode": mode_label(backend.name, record)}
+    if export_dir is not None:
+        config = backend.save(spec, model, export_dir, {"trained_with": {
+            "framework": backend.name, "mode": record["mode"], "seed": s.seed, "preset": s.preset,
+            "weights": weights, "git_commit": git_commit(), "settings": s.as_dict()},
+            "metrics": {k: record[k] for k in ("test_accuracy", "test_macro_f1", "test_loss", "test_size")}})
+        record["exported"] = {"folder": str(export_dir), "sha256": config["weights"]["sha256"]}
+    return record
+
+
+def _test(backend, s: Settings, model, data: MNIST):
+    """Evaluate on the settings' test images: (their indices, the evaluation, its metrics, the seconds it took)."""
+    test_idx = test_subset(len(data.test_labels), s.test_size)
+    test_labels = data.test_labels[test_idx]
+    t0 = time.perf_counter()
+    test = backend.evaluate(MODELS[s.model], model, data.test_images[test_idx], test_labels, s)
+    eval_time = time.perf_counter() - t0
+    if "predictions" in test:  # a detector read as a classifier
+        metrics = prediction_metrics(test["predictions"], test_labels) | detection_metrics(test["outputs"])
+    else:
+        metrics = classification_metrics(test["logits"], test_labels)
+    return test_idx, test, metrics, eval_time
+
+
+def evaluate_exported(backend, settings: Settings, model, data: MNIST, *, weights: str) -> dict:
+    """The record of testing an exported ``model`` (no training): the usual test metrics, training fields empty."""
+    test_idx, test, metrics, eval_time = _test(backend, settings, model, data)
+    record = {
+        "framework": backend.name, "model": settings.model, "variant": settings.variant, "test_only": True,
+        "kernels": backend.kernels(model), "precision": settings.precision, "torch_compile": None,
+        "channels_last": None, "optimizer": "-", "epochs": 0, "batch_size": None, "lr": None, "schedule": "-",
+        "warmup_steps": 0, "seed": None, "preset": "-", "weights": weights, "train_size": 0, "val_size": 0,
+        "test_size": int(len(test_idx)), "device": backend.device(), "train_loss": None, "test_loss": test["loss"],
+        "test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"], "train_time_s": None,
+        "compile_time_s": None, "warmup_time_s": None, "images_per_s": None, "test_eval_time_s": eval_time,
+        "devices": 1, "params": backend.count_params(model), "per_class": metrics["per_class"],
+        "confusion_matrix": metrics["confusion_matrix"], "history": [], "warnings": [],
     }
     return {**record, "mode": mode_label(backend.name, record)}
 

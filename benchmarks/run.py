@@ -14,26 +14,31 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import shlex
 import sys
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from benchmarks import outputs
 from benchmarks import settings as settings_lib
 from benchmarks.backends import BACKENDS, DEVICES, FRAMEWORKS, DeviceError, ModelBuildError
 from benchmarks.data import DATA_SOURCES, DataError, load_mnist, train_val_split
 from benchmarks.environment import data_environment, host_environment
-from benchmarks.experiment import run_one
+from benchmarks.experiment import evaluate_exported, run_one
 from benchmarks.malloc import keep_large_buffers
 from benchmarks.presets import PRESET_NAMES, presets_table
 from benchmarks.registry import MODELS, parse_models
-from benchmarks.stats import mode_label
 from benchmarks.report.files import HistoryLog, write_results
 from benchmarks.report.summary import ratio_lines, summary_table, throughput_ratios
 from benchmarks.report.tables import results_table
+from benchmarks.stats import mode_label
 from mnist_common.architectures import MIN_IMAGE_SIZE
+from mnist_common.checkpointing import CheckpointError, Checkpointing
 from mnist_common.config import KERNELS, OPTIMIZERS, PRECISIONS, TORCH_COMPILE_MODES, ConfigError
+from mnist_common.export import ExportError, read_config
+from mnist_common.interrupt import STOP, StopRequested, handling_signals
 from mnist_common.progress import epoch_line
 from mnist_common.schedules import SCHEDULES
 
@@ -138,8 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
                    "TFDS data dir (default: $MNIST_DATA_DIR, else the shipped copy)")
     p.add_argument("--data-source", default="idx", metavar="{" + ",".join(DATA_SOURCES) + "}",
                    help="where MNIST comes from; tfds needs the [tfds] extra (default: idx)")
-    p.add_argument("--out", default="results", metavar="DIR",
-                   help="folder for results.json, history.jsonl, the reports and plots (default: results)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="folder for results.json, history.jsonl, the reports, plots, checkpoints and models; one that "
+                   "already holds results is refused unless --overwrite or --resume (default: a new folder "
+                   "results/<date>-<time>, with results/latest pointing at the newest)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results already in --out (default: refuse to)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (or results/latest): finished runs are kept, the one in progress "
+                   "restarts from its newest checkpoint; use the same command plus --resume (default: off)")
+    p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                   help="where training checkpoints go, one folder per run (default: OUT/checkpoints)")
+    p.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS",
+                   help="keep a checkpoint every EPOCHS epochs (and on SIGINT/SIGTERM); the last 3 are kept; "
+                   "0: none (default: 1)")
+    p.add_argument("--save-model", action=argparse.BooleanOptionalAction, default=None,
+                   help="write each trained model to OUT/models/<run>/ (model.safetensors, config.json) (default: on "
+                   "for the CNN and the ViT, off for the large torchvision models)")
+    p.add_argument("--test-only", action="store_true",
+                   help="evaluate the exported model of --model-dir on the test set, no training (default: off)")
+    p.add_argument("--model-dir", default=None, metavar="DIR",
+                   help="an exported model folder (model.safetensors, config.json), for --test-only (default: none)")
     p.add_argument("--malloc", default="tuned", metavar="{tuned,default}",
                    help="glibc malloc settings for both frameworks: tuned keeps large buffers in the heap between "
                    "steps (benchmarks/malloc.py), default leaves glibc's own (default: tuned)")
@@ -238,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         return _main(argv)
-    except (UsageError, DataError, ModelBuildError, DeviceError) as err:
+    except (UsageError, DataError, ModelBuildError, DeviceError, CheckpointError, ExportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except FloatingPointError as err:
@@ -308,6 +332,12 @@ def _main(argv: list[str]) -> int:
         raise UsageError(f"unknown --malloc {args.malloc!r} (choose from tuned, default)")
     if args.device not in DEVICES:
         raise UsageError(f"--device {args.device!r} is unknown (choose from {', '.join(DEVICES)})")
+    if args.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {args.checkpoint_every}")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues what --out holds and --overwrite replaces it: give one")
+    if args.test_only or args.model_dir is not None:
+        return run_test_only(args, argv)
     # before any framework allocates, so the same for both (see benchmarks.malloc)
     malloc = keep_large_buffers() if args.malloc == "tuned" else {}
     frameworks = parse_frameworks(args.framework)
@@ -318,13 +348,16 @@ def _main(argv: list[str]) -> int:
         raise UsageError(f"unknown data source {args.data_source!r} (choose from {', '.join(DATA_SOURCES)})")
     for name, _ in plan:  # reject bad values before any work
         resolve_settings(args, name, args.preset or "cpu", strict)
-    if not args.out.strip():
-        raise UsageError("--out must name a folder, got an empty path")
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {out_dir} exists and is not a folder")
+    try:
+        out_dir = outputs.choose(args.out, resume=args.resume, overwrite=args.overwrite,
+                                 checkpoints=args.checkpoint_dir)
+        previous = outputs.previous_results(out_dir) if args.resume else None
+    except outputs.OutputError as err:
+        raise UsageError(str(err)) from None
     if args.data_dir is not None and not args.data_dir.strip():
         raise UsageError("--data-dir must name a folder, got an empty path")
+    if args.checkpoint_dir is not None and not args.checkpoint_dir.strip():
+        raise UsageError("--checkpoint-dir must name a folder, got an empty path")
 
     data = load_mnist(args.data_dir, args.data_source)
     needed = [fw for fw in FRAMEWORKS if any(fw in fws for _, fws in plan)]
@@ -350,9 +383,11 @@ def _main(argv: list[str]) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"--out {out_dir}: cannot create folder ({err.strerror})") from None
+    outputs.point_latest(out_dir)
+    checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else out_dir / "checkpoints"
 
     results = {
-        "command": "python -m benchmarks.run " + shlex.join(argv),
+        "command": "python -m benchmarks.run " + shlex.join(a for a in argv if a not in ("--resume", "--overwrite")),
         "settings": {name: s.as_dict() | {"seeds": seeds} for name, s in settings.items()},
         "environment": {
             "host": host_environment() | {"malloc": malloc},
@@ -362,32 +397,26 @@ def _main(argv: list[str]) -> int:
         "runs": [],
         "throughput_ratios": [],
     }
-    history = HistoryLog(out_dir / "history.jsonl")
-    for name, fws in plan:
-        s = settings[name]
-        extra = f" | {s.image_size} px | weights {s.weights}" if MODELS[name].finetune else ""
-        train = s.train_size or len(data.train_labels) - s.val_size
-        print(f"{name}{' ' + s.variant if s.variant else ''} | preset {preset} | {s.optimizer} lr {s.lr} | "
-              f"{s.epochs} epochs | batch {s.batch_size} | {train} train / {s.val_size} val images{extra} | "
-              f"seeds {','.join(map(str, seeds))} | data {data.source} ({data.location})", file=sys.stderr)
-        for seed in seeds:
-            for fw in fws:
-                backend = backends[fw]
-                for run_settings in modes(args, s.replace(seed=seed), fw):
-                    run_settings = backend.resolve(run_settings)
-                    mode = mode_label(fw, run_settings)
-                    print(f"[{backend.label}] training {name} ({mode}), seed {seed}, on {backend.device()}",
-                          file=sys.stderr)
-                    run = run_one(backend, run_settings, data, progress=not (args.no_progress or args.quiet),
-                                  on_epoch=_epoch_logger(args, history, backend, run_settings))
-                    results["runs"].append(run)
-                    results["throughput_ratios"] = throughput_ratios(results["runs"])
-                    write_results(out_dir, results)
-                    print(f"[{backend.label}] {name} ({run['mode']}) seed {seed}: test accuracy "
-                          f"{run['test_accuracy']:.2%}, macro-F1 {run['test_macro_f1']:.4f}, {run['train_time_s']:.1f} "
-                          f"s training on {run['devices']} device(s); weights {run['weights']}", file=sys.stderr)
-                    for warning in run["warnings"]:
-                        print(f"[{backend.label}] warning: {name} seed {seed}: {warning}", file=sys.stderr)
+    if previous is not None and previous.get("settings") != json.loads(json.dumps(results["settings"])):
+        raise UsageError(f"--resume: {out_dir} holds results of another command ({previous.get('command')}); "
+                         "resume with that command")
+    finished = {run["run"]: run for run in (previous or {}).get("runs", []) if "run" in run}
+    history = HistoryLog(out_dir / "history.jsonl", append=args.resume)
+    try:
+        with handling_signals():
+            for name, fws in plan:
+                _train_model(args, name, fws, settings[name], seeds, preset, data, backends, results, finished,
+                             history, out_dir, checkpoints)
+    except StopRequested as err:
+        write_results(out_dir, results)
+        again = [a for a in argv if a not in ("--resume", "--overwrite")]
+        if args.out is None:
+            again += ["--out", str(out_dir)]  # results/latest may name a later run by then
+        resume = shlex.join(["python", "-m", "benchmarks.run", *again, "--resume"])
+        kept = " and a checkpoint of the run in progress" if args.checkpoint_every else ""
+        print(f"interrupted ({err}): {len(results['runs'])} finished run(s){kept} are in {out_dir}; continue with: "
+              f"{resume}", file=sys.stderr)
+        return err.exit_code
 
     print(results_table(results["runs"]))
     if len(seeds) > 1:
@@ -397,6 +426,84 @@ def _main(argv: list[str]) -> int:
         print(line)
     print(f"wrote results.json, history.jsonl, results.md, results.csv, report.md and plots in {out_dir}")
     return 0
+
+
+def run_test_only(args, argv: list[str]) -> int:
+    """``--test-only --model-dir DIR``: an exported model tested in each framework asked for, with the usual report."""
+    if args.model_dir is None or not args.test_only:
+        raise UsageError("--test-only and --model-dir go together: --test-only --model-dir DIR (an exported model)")
+    config = read_config(args.model_dir)  # checks the folder, the config and the weights' SHA-256
+    frameworks = parse_frameworks(args.framework)
+    try:
+        out_dir = outputs.choose(args.out, resume=False, overwrite=args.overwrite)
+    except outputs.OutputError as err:
+        raise UsageError(str(err)) from None
+    s = resolve_settings(argparse.Namespace(**(vars(args) | {"model": config["model"], "variant": config["variant"]})),
+                         config["model"], args.preset or "cpu")
+    data = load_mnist(args.data_dir, args.data_source)
+    backends = {fw: BACKENDS[fw](args.device) for fw in frameworks}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--out {out_dir}: cannot create folder ({err.strerror})") from None
+    # results/latest stays on the last training run: its models/ are what --model-dir and predict name
+    weights = f"exported model {args.model_dir} (sha256 {config['weights']['sha256'][:12]})"
+    results = {"command": "python -m benchmarks.run " + shlex.join(argv), "settings": {s.model: s.as_dict()},
+               "environment": {"host": host_environment(), "data": data_environment(data),
+                               "frameworks": {fw: b.environment() for fw, b in backends.items()}},
+               "runs": [], "throughput_ratios": []}
+    for backend in backends.values():
+        run = evaluate_exported(backend, s.replace(precision="float32"), backend.load(args.model_dir), data,
+                            weights=weights)
+        results["runs"].append(run)
+        write_results(out_dir, results)
+        print(f"[{backend.label}] {s.model} from {args.model_dir}: test accuracy {run['test_accuracy']:.2%}, "
+              f"macro-F1 {run['test_macro_f1']:.4f}", file=sys.stderr)
+    print(results_table(results["runs"]))
+    print(f"wrote results.json, results.md, results.csv, report.md and plots in {out_dir}")
+    return 0
+
+
+def _train_model(args, name, fws, s, seeds, preset, data, backends, results, finished, history, out_dir,
+                 checkpoints) -> None:
+    """Every seed, framework and mode of one model: train, test, export, record; finished runs are kept."""
+    spec = MODELS[name]
+    extra = f" | {s.image_size} px | weights {s.weights}" if spec.finetune else ""
+    train = s.train_size or len(data.train_labels) - s.val_size
+    print(f"{name}{' ' + s.variant if s.variant else ''} | preset {preset} | {s.optimizer} lr {s.lr} | "
+          f"{s.epochs} epochs | batch {s.batch_size} | {train} train / {s.val_size} val images{extra} | "
+          f"seeds {','.join(map(str, seeds))} | data {data.source} ({data.location})", file=sys.stderr)
+    save_model = args.save_model if args.save_model is not None else not spec.finetune
+    for seed in seeds:
+        for fw in fws:
+            backend = backends[fw]
+            per_fw = modes(args, s.replace(seed=seed), fw)
+            for run_settings in per_fw:
+                STOP.check()  # a signal between runs: stop here
+                run_settings = backend.resolve(run_settings)
+                mode = mode_label(fw, run_settings)
+                key = outputs.run_name(name, fw, mode, seed, with_mode=len(per_fw) > 1)
+                if key in finished:
+                    results["runs"].append(finished[key])
+                    print(f"[{backend.label}] {key}: finished before, kept", file=sys.stderr)
+                    continue
+                print(f"[{backend.label}] training {name} ({mode}), seed {seed}, on {backend.device()}",
+                      file=sys.stderr)
+                checkpointing = Checkpointing(checkpoints / key, every=args.checkpoint_every, resume=args.resume,
+                                              identity={"framework": fw, **run_settings.as_dict()}) \
+                    if args.checkpoint_every else None
+                run = run_one(backend, run_settings, data, progress=not (args.no_progress or args.quiet),
+                              on_epoch=_epoch_logger(args, history, backend, run_settings),
+                              checkpointing=checkpointing, export_dir=out_dir / "models" / key if save_model else None)
+                run["run"] = key
+                results["runs"].append(run)
+                results["throughput_ratios"] = throughput_ratios(results["runs"])
+                write_results(out_dir, results)
+                print(f"[{backend.label}] {name} ({run['mode']}) seed {seed}: test accuracy "
+                      f"{run['test_accuracy']:.2%}, macro-F1 {run['test_macro_f1']:.4f}, {run['train_time_s']:.1f} "
+                      f"s training on {run['devices']} device(s); weights {run['weights']}", file=sys.stderr)
+                for warning in run["warnings"]:
+                    print(f"[{backend.label}] warning: {name} seed {seed}: {warning}", file=sys.stderr)
 
 
 if __name__ == "__main__":

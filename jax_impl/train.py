@@ -39,6 +39,8 @@ from jax_impl.augment import shift_images
 from jax_impl.optim import make_optimizer
 from jax_impl.parallel import batch_mesh
 from mnist_common import BACKGROUND, EpochStats, FitResult, TrainConfig, normalize, training_tables
+from mnist_common.checkpointing import Checkpointing, Progress
+from mnist_common.interrupt import STOP
 from mnist_common.progress import EpochProgress, print_epoch
 
 
@@ -55,9 +57,14 @@ class StepRecipe:
     max_shift: int = 0  # 0: no augmentation
 
 
+def _at_least_float32(x: jax.Array) -> jax.Array:
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
 def loss_fn(model: nnx.Module, x: jax.Array, y: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
-    """Mean softmax cross-entropy of ``model(x)`` against integer labels, optionally label-smoothed, in float32."""
-    logits = model(x).astype(jnp.float32)
+    """Mean softmax cross-entropy of ``model(x)`` against integer labels, optionally label-smoothed, in float32
+    at least (bfloat16 logits are widened)."""
+    logits = _at_least_float32(model(x))
     if label_smoothing:
         targets = optax.smooth_labels(jax.nn.one_hot(y, logits.shape[-1]), label_smoothing)
         return optax.softmax_cross_entropy(logits, targets).mean()
@@ -101,7 +108,7 @@ def _eval_step(graphdef, state, images, labels, start, batch_size):
     model = nnx.merge(graphdef, state)
     x = jax.lax.dynamic_slice_in_dim(images, start, batch_size)
     y = jax.lax.dynamic_slice_in_dim(labels, start, batch_size)
-    logits = model(x).astype(jnp.float32)
+    logits = _at_least_float32(model(x))
     return logits, optax.softmax_cross_entropy_with_integer_labels(logits, y)
 
 
@@ -169,25 +176,29 @@ def predict(model: nnx.Module, images: np.ndarray, *, batch_size: int = 1000) ->
 
 
 def train_epoch(calls: dict, state, loss_sum, data: tuple, order, shift, *, steps: int, per_call: int,
-                progress: EpochProgress, time_first: bool = False):
-    """One epoch: ``steps`` updates on the batches of ``order`` (``[steps, B]``), ``per_call`` per call.
+                progress: EpochProgress, time_first: bool = False, start: int = 0):
+    """One epoch: updates on the batches ``start ..`` of ``order`` (``[steps, B]``), ``per_call`` per call.
 
     ``calls[count]`` is the compiled function for ``count`` updates; ``data`` is
-    the device-resident ``(images, labels)``. Returns the new state, the loss summed
-    over the epoch (on the device) and, with ``time_first``, the seconds until the
-    first call finished (synchronised), else None.
+    the device-resident ``(images, labels)``. Stops early, at a call boundary, when a
+    signal asks (``mnist_common.interrupt.STOP``). Returns the new state, the loss
+    summed over the epoch (on the device), with ``time_first`` the seconds until the
+    first call finished (synchronised, else None), and the steps done.
     """
     t0 = time.perf_counter()
-    first_call_s = None
-    for first in range(0, steps, per_call):
+    first_call_s, done = None, start
+    for first in range(start, steps, per_call):
         count = min(per_call, steps - first)
         state, loss_sum = calls[count](state, loss_sum, *data, order, shift, np.int32(first))
-        if time_first and first == 0:
+        done = first + count
+        if time_first and first == start:
             jax.block_until_ready(loss_sum)
             first_call_s = time.perf_counter() - t0
-        if progress.due(first, first + count):
-            progress.log(first + count, float(loss_sum))  # a host sync, every log_every steps only
-    return state, loss_sum, first_call_s
+        if progress.due(first, done):
+            progress.log(done, float(loss_sum))  # a host sync, every log_every steps only
+        if STOP.signum is not None:
+            break
+    return state, loss_sum, first_call_s, done
 
 
 def fit(
@@ -204,6 +215,7 @@ def fit(
     progress: bool = True,
     log_every: int = 50,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    checkpointing: Checkpointing | None = None,
 ) -> FitResult:
     """Train ``model`` in place for ``config.epochs`` epochs; validate after each when given a validation set.
 
@@ -219,13 +231,15 @@ def fit(
     config names (its learning rate is then not recorded). With several local
     devices each batch is split over them (``config.devices`` caps how many).
     ``on_epoch`` is called with each epoch's :class:`~mnist_common.EpochStats` as it ends
-    (by default, with ``progress``, one line is printed). Raises FloatingPointError when the
-    running loss stops being finite.
+    (by default, with ``progress``, one line is printed). ``checkpointing`` keeps Orbax
+    checkpoints (``jax_impl.checkpoint``) and, with ``resume``, continues from the newest.
+    Raises FloatingPointError when the running loss stops being finite, and
+    ``StopRequested`` (after a checkpoint) when a signal asked to stop.
     """
     n = len(images)
     if len(labels) != n:
         raise ValueError(f"{n} images but {len(labels)} labels")
-    computes_in = jnp.dtype(getattr(model, "dtype", jnp.float32))  # a Flax model's precision is its dtype
+    computes_in = jnp.dtype(getattr(model, "dtype", None) or jnp.float32)  # a Flax model's precision: its dtype
     if computes_in != jnp.dtype(config.precision):
         raise ValueError(f"the config asks for {config.precision} but the model computes in {computes_in}: "
                          f"build it with dtype=jnp.{config.precision}")
@@ -259,6 +273,14 @@ def fit(
         cross-device collective, which deadlocked on XLA CPU when measured (2 virtual devices, 2 cores)."""
         return jax.device_put(jax.device_get(tree) if mesh else tree, where)
 
+    checkpointer, done_before = None, Progress()
+    if checkpointing is not None:
+        from jax_impl.checkpoint import Checkpointer
+
+        checkpointer = Checkpointer(checkpointing)
+        restored = checkpointer.restore(state) if checkpointing.resume else None
+        if restored is not None:
+            state, done_before = restored
     state = placed(state, replicated)
     x_train = jax.device_put(normalize(images), replicated)  # on the device(s) once, [N, 28, 28, 1]
     y_train = jax.device_put(np.asarray(labels, np.int32), replicated)
@@ -291,20 +313,28 @@ def fit(
     if evaluator is not None:
         compile_time += evaluator.compile(placed(state[0], single))
 
-    history, warmup_time = [], 0.0
-    for epoch in range(config.epochs):
+    history = [EpochStats(**h) for h in done_before.history]
+    warmup_time = 0.0
+    for epoch in range(done_before.epoch, config.epochs):
+        start = done_before.step if epoch == done_before.epoch else 0
         order, shift = epoch_tables(epoch)
-        loss_sum = zero()
+        loss_sum = jax.device_put(np.asarray(done_before.loss_sum if start else 0.0, np.float32), replicated)
         bar = EpochProgress("jax", epoch, config.epochs, steps, batch_size, enabled=progress, log_every=log_every)
         t_epoch = time.perf_counter()
-        state, loss_sum, first_call_s = train_epoch(calls, state, loss_sum, (x_train, y_train), order, shift,
-                                                    steps=steps, per_call=per_call, progress=bar,
-                                                    time_first=epoch == 0)
+        state, loss_sum, first_call_s, done = train_epoch(
+            calls, state, loss_sum, (x_train, y_train), order, shift, steps=steps, per_call=per_call, progress=bar,
+            time_first=epoch == done_before.epoch, start=start)
         jax.block_until_ready(state)
-        epoch_time = time.perf_counter() - t_epoch
+        epoch_time = time.perf_counter() - t_epoch + (done_before.epoch_time_s if start else 0.0)
         bar.close()
-        if epoch == 0:
+        if epoch == done_before.epoch:
             warmup_time = first_call_s
+        if done < steps:  # a signal asked to stop: keep where we are, then say so
+            if checkpointer is not None:
+                checkpointer.save(state, Progress(epoch, done, float(loss_sum), epoch_time,
+                                                  tuple(h.as_dict() for h in history)), steps)
+            nnx.update((model, opt), placed(state, single))
+            STOP.check()
         val = {}
         if evaluator is not None:
             summary = _summary(*evaluator(placed(state[0], single)), np.asarray(val_labels))
@@ -312,6 +342,8 @@ def fit(
         stats = EpochStats(epoch + 1, float(loss_sum) / steps, epoch_time, steps * batch_size / epoch_time,
                            lr_at((epoch + 1) * steps - 1), **val)
         history.append(stats)
+        if checkpointer is not None and ((epoch + 1) % checkpointing.every == 0 or epoch + 1 == config.epochs):
+            checkpointer.save(state, Progress(epoch + 1, history=tuple(h.as_dict() for h in history)), steps)
         if on_epoch is not None:
             on_epoch(stats)
         elif progress:

@@ -39,7 +39,13 @@ import torch_ref.train
 from mnist_common import TrainConfig
 from parity.compare import compare_trees
 from parity.convert import (
-    flax_params, flax_to_torch, table_for, torch_grads_as_flax, torch_params, torch_to_flax, torch_to_flax_array,
+    flax_params,
+    flax_to_torch,
+    table_for,
+    torch_grads_as_flax,
+    torch_params,
+    torch_to_flax,
+    torch_to_flax_array,
 )
 
 MODELS = ("cnn", "vit")
@@ -71,7 +77,7 @@ def strict_precision() -> Tolerances:
 
 
 def build_pair(model: str, seed: int = 0, *, init_from: str = "torch", variant: str | None = None,
-               kernels: str = "auto", dtype=jnp.float32, **kwargs):
+               kernels: str = "auto", dtype=None, **kwargs):
     """Both twins with identical weights: one framework's initialisation converted into the other.
 
     ``kernels`` and ``dtype`` go to the Flax model (``jax_impl.kernels``, its precision); ``kwargs`` to both.
@@ -240,6 +246,31 @@ def round_trip(model: str, *, seed: int = 0) -> list[dict]:
     flax_to_torch(flax_model, fresh)
     comparison = compare_trees(torch_params(fresh), original, tolerance=0.0)
     return [_record(model, "round trip torch -> flax -> torch", comparison)]
+
+
+def exported_files(model: str, images: np.ndarray, folder, *, tol: Tolerances = CPU_TOLERANCES,
+                   seed: int = 0) -> list[dict]:
+    """Each framework's exported model (``model.safetensors`` + ``config.json``) loaded by the other: the same
+    evaluation-mode logits as the model that wrote it."""
+    from pathlib import Path
+
+    flax_model, torch_model = build_pair(model, seed)
+    torch.manual_seed(seed + 1)
+    torch_model = type(torch_model)(*((torch_model.variant,) if model == "vit" else ()))  # other weights than flax
+    flax_model.eval(), torch_model.eval()
+    records = []
+    for written, saver, loader, name in (
+            (flax_model, jax_impl.models.save, torch_ref.models.load, "JAX-written, PyTorch-loaded"),
+            (torch_model, torch_ref.models.save, jax_impl.models.load, "PyTorch-written, JAX-loaded")):
+        where = Path(folder) / name.split(",")[0]
+        saver(written, where)
+        loaded = loader(where)
+        pair = (written, loaded) if written is flax_model else (loaded, written)
+        ours, theirs = _outputs(*pair, images)
+        records.append(_record(model, f"exported files ({name}): forward",
+                               compare_trees({"logits": ours["logits"]}, {"logits": theirs["logits"]},
+                                             tolerance=tol.forward)))
+    return records
 
 
 def timing(model: str, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 128, steps: int = 20,

@@ -24,7 +24,7 @@ import jax_impl.models
 import jax_impl.optim
 import jax_impl.train
 import torch_ref.train
-from parity.checks import CPU_TOLERANCES, Tolerances, _flax_update, _record, build_pair
+from parity.checks import CPU_TOLERANCES, Tolerances, _flax_outputs, _flax_update, _record, build_pair
 from parity.compare import compare_trees
 from parity.convert import flax_params, torch_params
 from torch_ref import compiled as torch_compile
@@ -82,7 +82,8 @@ def jax_kernels(model: str, images: np.ndarray, labels: np.ndarray, *, steps: in
     x, y, n = _batches(images, labels, batch_size)
     stock.eval(), tuned.eval()
     records = [_record(model, "tuned JAX against stock: forward",
-                       compare_trees({"logits": tuned(x[:64])}, {"logits": stock(x[:64])}, tolerance=tol.forward))]
+                       compare_trees({"logits": _flax_outputs(tuned, x[:64])["logits"]},
+                                     {"logits": _flax_outputs(stock, x[:64])["logits"]}, tolerance=tol.forward))]
     losses = {}
     for name, net in (("stock", stock), ("tuned", tuned)):
         tx, _ = jax_impl.optim.make_optimizer("sgd", lr)
@@ -105,7 +106,7 @@ def bfloat16_forward(model: str, images: np.ndarray, *, tolerance: float = BF16_
     device = next(torch_model.parameters()).device
     with torch.no_grad(), torch_compile.autocast(device, "bfloat16"):
         theirs = torch_model(torch_ref.train.preprocess(images, device)).float()
-    ours = flax_model(jax_impl.train.preprocess(images)).astype(jnp.float32)
+    ours = _flax_outputs(flax_model, jax_impl.train.preprocess(images))["logits"].astype(jnp.float32)
     comparison = compare_trees({"logits": ours}, {"logits": theirs}, tolerance=tolerance, scaled=True)
     records = [_record(model, "bfloat16: JAX against PyTorch autocast, forward (scaled)", comparison)]
     # the same logits' predictions: bfloat16 may move a near-tie, so agreement is measured, not asserted

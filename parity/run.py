@@ -13,6 +13,7 @@ import argparse
 import json
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 from benchmarks.presets import PRESET_NAMES
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cpu", metavar="{smoke,cpu,full}", help="preset for --train (default: cpu)")
     p.add_argument("--trajectory-steps", type=int, default=100, metavar="N",
                    help="optimizer steps in each trajectory check (default: 100)")
+    p.add_argument("--timing-steps", type=int, default=20, metavar="N",
+                   help="steps per epoch of the timing check (default: 20)")
     p.add_argument("--out", default="parity-results", metavar="DIR",
                    help="folder for parity.json and parity.md (default: parity-results)")
     return p
@@ -67,10 +70,11 @@ def trajectory_plan(model: str) -> list[dict]:
 #: The modes each framework's faster paths are checked in (against its plain mode, or in bfloat16 against the
 #: other framework): named in every report.
 MODES_CHECKED = ("JAX stock and tuned kernels (float32, bfloat16)", "PyTorch eager and torch.compile "
-                 "(mode default; bfloat16 autocast)")
+                 "(mode default; bfloat16 autocast)", "exported files read by the other framework")
 
 
-def run_checks(model: str, data, *, tol, steps: int, compile_mode: str = "default") -> tuple[list[dict], dict]:
+def run_checks(model: str, data, *, tol, steps: int, compile_mode: str = "default",
+               timing_steps: int = 20) -> tuple[list[dict], dict]:
     from parity import checks, modes
 
     batch_x, batch_y = data.test_images[:64], data.test_labels[:64]
@@ -85,9 +89,11 @@ def run_checks(model: str, data, *, tol, steps: int, compile_mode: str = "defaul
     if compile_mode != "none":
         records += modes.torch_compiled(model, train_x, train_y, mode=compile_mode, steps=steps, tol=tol)
     records += modes.bfloat16_forward(model, batch_x)
+    with tempfile.TemporaryDirectory() as folder:
+        records += checks.exported_files(model, batch_x, folder, tol=tol)
     for record in records:
         record.setdefault("asserted", True)
-    return records, checks.timing(model, data.train_images, data.train_labels)
+    return records, checks.timing(model, data.train_images, data.train_labels, steps=timing_steps)
 
 
 def _family(check: str) -> str:
@@ -195,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"unknown preset {args.preset!r} (choose from {', '.join(PRESET_NAMES)})")
         if args.trajectory_steps < 1:
             raise UsageError(f"--trajectory-steps must be at least 1, got {args.trajectory_steps}")
+        if args.timing_steps < 1:
+            raise UsageError(f"--timing-steps must be at least 1, got {args.timing_steps}")
         out = Path(args.out)
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out} exists and is not a folder")
@@ -229,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for model in models:
         records, timing = run_checks(model, data, tol=tol, steps=args.trajectory_steps,
-                                     compile_mode=args.torch_compile)
+                                     compile_mode=args.torch_compile, timing_steps=args.timing_steps)
         report["checks"] += records
         report["timing"][model] = timing
         write()

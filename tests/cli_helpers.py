@@ -11,14 +11,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def cli_command(*args: str, module: str = "benchmarks.run") -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def cli_env(env: dict | None = None) -> dict:
+    return dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+
+
 def run_cli(*args: str, module: str = "benchmarks.run", timeout: int = 300, env: dict | None = None,
-            umask: int = 0o022) -> subprocess.CompletedProcess:
-    """``python -m <module> args`` from the repository root under ``umask``, output captured; ``env`` adds variables."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=timeout, preexec_fn=lambda: os.umask(umask),
-    )
+            umask: int = 0o022, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """``python -m <module> args`` from ``cwd`` (the repository root) under ``umask``, output captured; ``env``
+    adds variables. The umask is set by a shell (no ``preexec_fn``: forking this multithreaded process could
+    deadlock)."""
+    command = ["sh", "-c", f'umask {umask:03o} && exec "$@"', "sh", *cli_command(*args, module=module)]
+    return subprocess.run(command, cwd=cwd, env=cli_env(env), capture_output=True, text=True, timeout=timeout)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:

@@ -27,7 +27,7 @@ def test_every_package_in_the_tree_is_declared():
 def test_the_license_is_the_one_declared():
     assert PYPROJECT["project"]["license"] == "Apache-2.0 AND CC-BY-SA-3.0"
     assert "Apache License" in (REPO / "LICENSE").read_text() and "Version 2.0" in (REPO / "LICENSE").read_text()
-    assert "CC BY-SA 3.0" in (REPO / "data" / "mnist" / "README.md").read_text()
+    assert "Attribution-Share Alike 3.0" in (REPO / "data" / "mnist" / "README.md").read_text()
 
 
 def test_optional_data_source_is_an_extra():

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_common import BACKGROUND, EpochStats, FitResult, TrainConfig, normalize, training_tables
+from mnist_common.checkpointing import Checkpointing, Progress
+from mnist_common.interrupt import STOP
 from mnist_common.progress import EpochProgress, print_epoch
 from torch_ref import compiled
 from torch_ref.augment import shift_images
@@ -179,20 +181,23 @@ class WarmUp:
 
 def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], data: tuple, order: torch.Tensor,
                 shift: torch.Tensor | None, *, max_shift: int, channels_last: bool, progress: EpochProgress,
-                warm_up: bool = False, compiled_step: bool = False) -> tuple[torch.Tensor, WarmUp | None]:
-    """One epoch of ``step(x, y)`` (:func:`train_step` bound to its model) on the batches of ``order``.
+                warm_up: bool = False, compiled_step: bool = False, start: int = 0,
+                loss_sum: float = 0.0) -> tuple[torch.Tensor, WarmUp | None, int]:
+    """One epoch of ``step(x, y)`` (:func:`train_step` bound to its model) on the batches ``start ..`` of ``order``.
 
     ``order`` is ``[steps, B]``, ``shift`` ``[steps, B, 2]`` (or None); ``data`` the
-    device-resident ``(images, labels)``. With ``warm_up`` the first steps are timed one by
-    one, synchronised (a :class:`WarmUp`): the first only, or with ``compiled_step`` every
-    step until one compiles nothing new. Returns the loss summed over the epoch (on the
-    device) and the warm-up (None without ``warm_up``).
+    device-resident ``(images, labels)``; ``loss_sum`` what the steps before ``start``
+    summed to. With ``warm_up`` the first steps are timed one by one, synchronised (a
+    :class:`WarmUp`): the first only, or with ``compiled_step`` every step until one
+    compiles nothing new. Stops early, at a step boundary, when a signal asks
+    (``mnist_common.interrupt.STOP``). Returns the loss summed over the epoch (on the
+    device), the warm-up (None without ``warm_up``) and the steps done.
     """
     x_train, y_train = data
     device = x_train.device
-    loss_sum = torch.zeros((), device=device)
-    first_step_s, compiling_s, warm = None, 0.0, None
-    for i in range(len(order)):
+    loss_sum = torch.full((), loss_sum, device=device)
+    first_step_s, compiling_s, warm, done = None, 0.0, None, start
+    for i in range(start, len(order)):
         idx = order[i]
         x = x_train[idx]  # [B, 1, 28, 28]
         if max_shift:
@@ -212,11 +217,14 @@ def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], data
                 compiling_s += took
             else:
                 warm = WarmUp(first_step_s, compiling_s, now)
-        if progress.due(i, i + 1):
-            progress.log(i + 1, loss_sum.item())  # a host sync, every log_every steps only
-    if warm_up and warm is None:  # every step of the epoch compiled something
-        warm = WarmUp(first_step_s, compiling_s, compiled.compilations() if compiled_step else 0)
-    return loss_sum, warm
+        done = i + 1
+        if progress.due(i, done):
+            progress.log(done, loss_sum.item())  # a host sync, every log_every steps only
+        if STOP.signum is not None:
+            break
+    if warm_up and warm is None:  # every step of the epoch compiled something (or it stopped at once)
+        warm = WarmUp(first_step_s or 0.0, compiling_s, compiled.compilations() if compiled_step else 0)
+    return loss_sum, warm, done
 
 
 def fit(
@@ -234,6 +242,7 @@ def fit(
     progress: bool = True,
     log_every: int = 50,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    checkpointing: Checkpointing | None = None,
 ) -> FitResult:
     """Train ``model`` in place (on its current device); the same contract as ``jax_impl.train.fit``.
 
@@ -247,8 +256,10 @@ def fit(
     backward, and the optimizer's update, through ``torch.compile`` (``torch_ref.compiled``);
     ``config.channels_last``: the model and batches in channels-last memory format.
     ``on_epoch`` is called with each epoch's stats as it ends (by default, with
-    ``progress``, one line is printed). Raises FloatingPointError when the running loss
-    stops being finite.
+    ``progress``, one line is printed). ``checkpointing`` keeps checkpoints
+    (``torch_ref.checkpoint``) and, with ``resume``, continues from the newest. Raises
+    FloatingPointError when the running loss stops being finite, and ``StopRequested``
+    (after a checkpoint) when a signal asked to stop.
     """
     n = len(images)
     if len(labels) != n:
@@ -293,9 +304,17 @@ def fit(
             synchronize(device)
             compile_time += time.perf_counter() - t0
 
-    history, warm = [], None
+    checkpointer, done_before = None, Progress()
+    if checkpointing is not None:
+        from torch_ref.checkpoint import Checkpointer
+
+        checkpointer = Checkpointer(checkpointing)
+        if checkpointing.resume:
+            done_before = checkpointer.restore(model, opt, sched) or done_before
+    history, warm = [EpochStats(**h) for h in done_before.history], None
     model.train()
-    for epoch in range(config.epochs):
+    for epoch in range(done_before.epoch, config.epochs):
+        start = done_before.step if epoch == done_before.epoch else 0
         # order [steps, B] and shifts [steps, B, 2]: one transfer per epoch
         order = torch.from_numpy(orders[epoch, : steps * batch_size].reshape(steps, batch_size)).to(device)
         shift = None
@@ -304,15 +323,21 @@ def fit(
         bar = EpochProgress("torch", epoch, config.epochs, steps, batch_size, enabled=progress, log_every=log_every)
         synchronize(device)
         t_epoch = time.perf_counter()
-        loss_sum, epoch_warm = train_epoch(step, (x_train, y_train), order, shift, max_shift=max_shift,
-                                           channels_last=config.channels_last, progress=bar, warm_up=epoch == 0,
-                                           compiled_step=mode != "none")
+        loss_sum, epoch_warm, done = train_epoch(
+            step, (x_train, y_train), order, shift, max_shift=max_shift, channels_last=config.channels_last,
+            progress=bar, warm_up=epoch == done_before.epoch, compiled_step=mode != "none", start=start,
+            loss_sum=done_before.loss_sum if start else 0.0)
         synchronize(device)
-        epoch_time = time.perf_counter() - t_epoch
+        epoch_time = time.perf_counter() - t_epoch + (done_before.epoch_time_s if start else 0.0)
         bar.close()
-        if epoch == 0:
+        if epoch == done_before.epoch:
             warm = epoch_warm
             epoch_time -= warm.compiling_s  # compilation is reported apart, as JAX's is
+        if done < steps:  # a signal asked to stop: keep where we are, then say so
+            if checkpointer is not None:
+                checkpointer.save(model, opt, sched, Progress(epoch, done, loss_sum.item(), epoch_time,
+                                                              tuple(h.as_dict() for h in history)), steps)
+            STOP.check()
         val = {}
         if val_images is not None:
             summary = task.summary(_outputs(model, task, x_val, y_val, config.eval_batch_size, **evaluation),
@@ -321,11 +346,15 @@ def fit(
         stats = EpochStats(epoch + 1, loss_sum.item() / steps, epoch_time, steps * batch_size / epoch_time,
                            lr_at((epoch + 1) * steps - 1), **val)
         history.append(stats)
+        if checkpointer is not None and ((epoch + 1) % checkpointing.every == 0 or epoch + 1 == config.epochs):
+            checkpointer.save(model, opt, sched, Progress(epoch + 1, history=tuple(h.as_dict() for h in history)),
+                              steps)
         if on_epoch is not None:
             on_epoch(stats)
         elif progress:
             print_epoch("torch", config.epochs, stats)
 
+    warm = warm or WarmUp(0.0, 0.0, 0)  # (a resumed run that had nothing left to train)
     return FitResult(history=history, train_time_s=sum(h.epoch_time_s for h in history),
                      compile_time_s=compile_time + warm.compiling_s, warmup_time_s=warm.first_step_s,
                      steps_per_epoch=steps, batch_size=batch_size,

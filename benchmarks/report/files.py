@@ -4,44 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import stat
-import tempfile
 from pathlib import Path
 
 from benchmarks.report.summary import ratio_lines, study_report
 from benchmarks.report.tables import markdown_report, results_csv
+from mnist_common.files import atomic_write
 
 
 class ReportError(Exception):
     """A report that cannot be made (no results.json, a bad one, no markers): one line, exit 2."""
-
-
-def _mode_for(path: Path) -> int:
-    """The mode ``path`` has, or the one ``open()`` would give a new file under the current umask."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def atomic_write(path: Path, content: str | bytes) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a file.
-
-    The file gets the mode an ordinary ``open()`` would give it (an existing file keeps its own),
-    not the 0600 of a temporary file.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, _mode_for(path))
-        with os.fdopen(fd, "wb" if isinstance(content, bytes) else "w") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class HistoryLog:

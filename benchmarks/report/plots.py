@@ -69,7 +69,12 @@ def training_curves(runs: list[dict], path: Path) -> Path:
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    ax_acc.legend(fontsize=7, loc="lower right")
+    if ax_acc.get_legend_handles_labels()[0]:
+        ax_acc.legend(fontsize=7, loc="lower right")
+    else:  # no validation split: the legend goes with the loss curves, and the empty panel says why
+        ax_loss.legend(fontsize=7, loc="upper right")
+        ax_acc.text(0.5, 0.5, "no validation split (--val-size 0)", ha="center", va="center",
+                    transform=ax_acc.transAxes)
     return _save(fig, path)
 
 

@@ -134,6 +134,10 @@ def _number(value, fmt: str) -> str:
 
 def _run_section(run: dict) -> list[str]:
     """One run in ``results.md``: its recipe, per-epoch history, per-class scores and confusion matrix."""
+    if run.get("test_only"):
+        out = [f"## {run['framework']} / {model_label(run)} ({run_mode(run)}; tested only)", "",
+               f"Weights: {run['weights']}. No training: the exported model on {run['test_size']} test images.", ""]
+        return out + _class_tables(run)
     out = [
         f"## {run['framework']} / {model_label(run)} ({run_mode(run)}; seed {run['seed']}, preset {run['preset']})",
         "",
@@ -159,10 +163,15 @@ def _run_section(run: dict) -> list[str]:
              _number(h.get("val_accuracy"), "{:.4f}"), f"{h['epoch_time_s']:.2f}", f"{h['images_per_s']:.0f}",
              _number(h.get("lr"), "{:.2e}")] for h in run["history"]]
     out += [table(["epoch", "train loss", "val loss", "val acc", "epoch time (s)", "images/s", "lr"], rows), ""]
+    return out + _class_tables(run)
+
+
+def _class_tables(run: dict) -> list[str]:
+    """Per-class precision, recall and F1, and the confusion matrix."""
     rows = [[c, f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1-score']:.4f}", str(r["support"])]
             for c, r in run["per_class"].items()]
-    out += [table(["class", "precision", "recall", "F1", "support"], rows), ""]
-    out += ["Confusion matrix (rows: true digit, columns: predicted):", "", "```"]
+    out = [table(["class", "precision", "recall", "F1", "support"], rows), "",
+           "Confusion matrix (rows: true digit, columns: predicted):", "", "```"]
     out += [" ".join(f"{v:5d}" for v in row) for row in run["confusion_matrix"]]
     return [*out, "```", ""]
 

@@ -18,10 +18,10 @@ from jax_impl.kernels.conv import conv_relu_pool
 
 def cnn(model, x: jax.Array) -> jax.Array:
     """``model(x)`` for a ``CNN``: NHWC ``[B, 28, 28, 1]`` -> logits ``[B, 10]``."""
-    dtype = model.dtype
-    x = x.astype(dtype)
+    cast = (lambda a: a.astype(model.dtype)) if model.dtype is not None else (lambda a: a)  # noqa: E731
+    x = cast(x)
     for conv in (model.conv1, model.conv2):  # [B, 14, 14, 32], then [B, 7, 7, 64]
-        x = conv_relu_pool(x, conv.kernel[...].astype(dtype), conv.bias[...].astype(dtype), stride=model.stride,
+        x = conv_relu_pool(x, cast(conv.kernel[...]), cast(conv.bias[...]), stride=model.stride,
                            padding=model.padding, window=model.pool)
     x = x.reshape(x.shape[0], -1)  # [B, 7*7*64], H-W-C order
     x = model.dropout(nnx.relu(model.fc1(x)))  # [B, 128]
@@ -36,9 +36,11 @@ def qkv(attn, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """
     b, t, d = x.shape
     h = attn.heads
-    dtype = attn.q.dtype  # the products' precision
     kernel = jnp.concatenate([attn.q.kernel[...], attn.k.kernel[...], attn.v.kernel[...]], axis=1)  # [D, 3D]
     bias = jnp.concatenate([attn.q.bias[...], attn.k.bias[...], attn.v.bias[...]])
-    out = x.reshape(b * t, d).astype(dtype) @ kernel.astype(dtype) + bias.astype(dtype)
+    x = x.reshape(b * t, d)
+    if attn.q.dtype is not None:  # the products' precision (bfloat16), else the inputs' own
+        x, kernel, bias = (a.astype(attn.q.dtype) for a in (x, kernel, bias))
+    out = x @ kernel + bias
     out = out.reshape(b, t, 3, h, d // h)  # [B, T, 3, H, D/H]
     return tuple(out[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # each [B, H, T, D/H]

@@ -28,7 +28,7 @@ class CNN(nnx.Module):
     parameters through ``jax_impl.kernels`` (equal logits and gradients, faster on
     XLA CPU); ``"auto"`` is tuned on the CPU backend, stock elsewhere. The resolved
     choice is ``model.kernels``. ``dtype`` is the computation's (``jnp.bfloat16``:
-    mixed precision); parameters are float32 either way.
+    mixed precision; None: the parameters' and inputs' own); parameters are float32.
     """
 
     def __init__(
@@ -45,13 +45,14 @@ class CNN(nnx.Module):
         image_size: int = 28,
         in_channels: int = 1,
         kernels: str = "auto",
-        dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs,
     ):
         from jax_impl import kernels as kernel_choice
 
         self.kernels = kernel_choice.resolve(kernels)
         self.dtype = dtype
+        self.num_classes, self.image_size = num_classes, image_size
         layers = kernel_choice.layers(self.kernels)
         self.pool, self.stride, self.padding = pool, stride, padding
         c1, c2 = channels

@@ -68,7 +68,7 @@ class Attention(nnx.Module):
     The products run in ``dtype``, the softmax in float32 (as PyTorch's autocast runs them).
     """
 
-    def __init__(self, width: int, heads: int, *, dropout: float, kernels: str = "stock", dtype=jnp.float32,
+    def __init__(self, width: int, heads: int, *, dropout: float, kernels: str = "stock", dtype=None,
                  rngs: nnx.Rngs):
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
@@ -94,7 +94,7 @@ class Attention(nnx.Module):
 
             q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
         scores = q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(jnp.asarray(d // h, q.dtype))  # [B, H, T, T]
-        weights = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(v.dtype)
+        weights = jax.nn.softmax(scores.astype(jnp.promote_types(scores.dtype, jnp.float32)), axis=-1).astype(v.dtype)
         out = (weights @ v).transpose(0, 2, 1, 3).reshape(b, t, d)  # [B, T, D]
         return self.dropout(self.proj(out))
 
@@ -102,7 +102,7 @@ class Attention(nnx.Module):
 class MLP(nnx.Module):
     """fc1 -> exact GELU -> dropout -> fc2 -> dropout: ``[B, T, D] -> [B, T, D]``."""
 
-    def __init__(self, width: int, mlp_dim: int, *, dropout: float, kernels: str = "stock", dtype=jnp.float32,
+    def __init__(self, width: int, mlp_dim: int, *, dropout: float, kernels: str = "stock", dtype=None,
                  rngs: nnx.Rngs):
         layers = _layers(kernels)
         self.fc1 = _linear(layers, width, mlp_dim, dtype, rngs)
@@ -117,7 +117,7 @@ class MLP(nnx.Module):
 class Block(nnx.Module):
     """Pre-LayerNorm encoder block."""
 
-    def __init__(self, cfg: ViTConfig, *, dropout: float, kernels: str = "stock", dtype=jnp.float32,
+    def __init__(self, cfg: ViTConfig, *, dropout: float, kernels: str = "stock", dtype=None,
                  rngs: nnx.Rngs):
         layers = _layers(kernels)
         self.norm1 = _layer_norm(layers, cfg.width, rngs)
@@ -135,8 +135,9 @@ class ViT(nnx.Module):
 
     ``kernels`` as for ``CNN`` (``"auto"``: the XLA-CPU layers on the CPU backend,
     Flax's own elsewhere; resolved into ``model.kernels``). ``dtype``: the products'
-    computation (``jnp.bfloat16``: mixed precision); LayerNorm, softmax, the residual
-    stream and the parameters stay float32, as under PyTorch's bfloat16 autocast.
+    computation (``jnp.bfloat16``: mixed precision; None: the parameters' own); LayerNorm,
+    softmax, the residual stream and the parameters stay in float32 (or wider), as under
+    PyTorch's bfloat16 autocast.
     ``model(x, return_intermediates=True)`` returns ``(logits, dict)`` with
     ``embeddings`` ``[B, T, D]`` (after position embeddings), ``block_<i>``
     ``[B, T, D]`` and ``pre_logits`` ``[B, D]``, for block-by-block checks.
@@ -154,7 +155,7 @@ class ViT(nnx.Module):
         in_channels: int = 1,
         dropout: float = 0.1,
         kernels: str = "auto",
-        dtype: jnp.dtype = jnp.float32,
+        dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs,
     ):
         from jax_impl import kernels as kernel_choice
@@ -165,6 +166,7 @@ class ViT(nnx.Module):
         if image_size % cfg.patch:
             raise ValueError(f"image size {image_size} is not divisible by patch {cfg.patch}")
         self.variant = variant
+        self.num_classes, self.image_size = num_classes, image_size
         self.kernels = kernel_choice.resolve(kernels)
         self.dtype = dtype
         layers = _layers(self.kernels)

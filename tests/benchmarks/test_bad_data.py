@@ -6,9 +6,9 @@ import gzip
 import shutil
 
 import pytest
+from cli_helpers import assert_one_line_error, run_cli
 
 from benchmarks.data import DEFAULT_DATA_DIR
-from cli_helpers import assert_one_line_error, run_cli
 
 
 def _records(name: str) -> bytearray:
@@ -83,7 +83,7 @@ def test_bad_data_dir_exits_2_with_one_line_naming_the_file(tmp_path, corrupt):
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.json").write_text("earlier results\n")
-    proc = run_cli("--data-dir", str(folder), "--preset", "smoke", "--out", str(out))
+    proc = run_cli("--data-dir", str(folder), "--preset", "smoke", "--out", str(out), "--overwrite")
     assert_one_line_error(proc, file_name, problem)
     assert (out / "results.json").read_text() == "earlier results\n"  # nothing written is lost
 

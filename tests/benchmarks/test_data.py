@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from benchmarks.data import (
-    DEFAULT_DATA_DIR, MNIST_FILES, DataError, load_idx, load_mnist, load_tfds, train_val_split,
+    DEFAULT_DATA_DIR,
+    MNIST_FILES,
+    DataError,
+    load_idx,
+    load_mnist,
+    load_tfds,
+    train_val_split,
 )
 
 

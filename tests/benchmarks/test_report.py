@@ -10,10 +10,10 @@ import math
 
 import pytest
 from cli_helpers import assert_one_line_error, run_cli
+from report_records import sample_results
 
 from benchmarks.report import blocks, compare, files, summary, tables
 from benchmarks.stats import format_ci, format_mean_std, summarize, summary_by_group
-from report_records import sample_results
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -59,10 +59,13 @@ def test_csv_has_one_row_per_run_with_the_columns(results):
 def test_summary_table_rows(results):
     lines = summary.summary_table(results["runs"]).splitlines()
     assert lines[0].split("|")[1].strip() == "model" and "test acc 95% CI" in lines[0]
-    cnn_jax = [c.strip() for c in lines[2].strip("|").split("|")]
-    assert cnn_jax[:4] == ["cnn", "jax", "random init", "0,1,2"]
-    assert cnn_jax[5] == "99.33 ± 0.02"
-    assert [c.strip() for c in lines[4].strip("|").split("|")][5] == "97.80"  # one seed: no spread
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    cnn_jax = dict(zip(header, (c.strip() for c in lines[2].strip("|").split("|"))))
+    assert [cnn_jax[k] for k in ("model", "framework", "mode", "devices", "weights", "seeds")] == [
+        "cnn", "jax", "tuned", "1", "random init", "0,1,2"]  # a record from before the modes: JAX ran tuned
+    assert cnn_jax["test acc (%)"] == "99.33 ± 0.02"
+    vit = dict(zip(header, (c.strip() for c in lines[4].strip("|").split("|"))))
+    assert vit["test acc (%)"] == "97.80" and vit["mode"] == "eager"  # one seed: no spread
 
 
 def test_write_results_makes_every_file_and_valid_pngs(tmp_path, results):
@@ -73,7 +76,8 @@ def test_write_results_makes_every_file_and_valid_pngs(tmp_path, results):
         data = (tmp_path / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
     md = (tmp_path / "report.md").read_text()
-    assert "## Summary over seeds" in md and "cnn: JAX 6100 vs PyTorch 5000 images/s, 1.22x" in md
+    assert "## Summary over seeds" in md
+    assert "cnn, each at its best: JAX tuned 6100 vs PyTorch eager 5000 images/s, 1.22x (1 device each" in md
     for name in report_plots():
         assert f"]({name})" in md
     assert "git commit: abc123" in md and "2 threads" in md
@@ -192,7 +196,7 @@ def test_time_to_accuracy_picks_the_quickest_setting_where_every_seed_reached_th
     rows = {tuple(c.strip() for c in line.strip("|").split("|")[:4])
             for line in compare.time_to_accuracy_table(named).splitlines()[2:]}
     assert ("cnn", "jax", "99.0%", "fast") in rows  # every JAX seed >= 99.0% in the fast folder
-    assert ("cnn", "jax", "99.4%", "not reached (best: slow, mean 99.33%)") in rows
+    assert ("cnn", "jax", "99.4%", "not reached (best: slow, tuned, mean 99.33%)") in rows
     assert ("cnn", "torch", "99.0%", "slow") in rows  # fast torch seeds are below 99.0%
     assert not any(r[:3] == ("cnn", "jax", "99.5%") for r in rows)  # one row for the first mark missed
 
@@ -261,3 +265,22 @@ def test_warnings_and_device_counts_reach_the_reports(tmp_path, results):
     runs = [dict(results["runs"][0], devices=4), dict(results["runs"][1], devices=1)]
     assert "JAX on 4 devices, PyTorch on 1" in summary.speed_lines(runs)[0]
     assert summary.ratio_lines(summary.throughput_ratios(runs))[0].endswith("JAX on 4 devices, PyTorch on 1)")
+
+
+def test_ratios_name_each_framework_at_its_best_in_float32_too_when_bfloat16_won():
+    """Best against best may pair bfloat16 runs; the float32 pair is then shown beside it, and stock too."""
+    from report_records import sample_run
+
+    jax_stock = dict(sample_run("jax", "cnn", 0, 0.99, 1500.0), kernels="stock", precision="float32")
+    jax_tuned = dict(sample_run("jax", "cnn", 0, 0.99, 3000.0), kernels="tuned", precision="float32")
+    eager = dict(sample_run("torch", "cnn", 0, 0.99, 2800.0), torch_compile="none", precision="float32")
+    eager_bf16 = dict(sample_run("torch", "cnn", 0, 0.99, 6000.0), torch_compile="none", precision="bfloat16")
+    ratios = {r["kind"]: r for r in summary.throughput_ratios([jax_stock, jax_tuned, eager, eager_bf16])}
+    assert set(ratios) == {"best", "float32", "stock"}
+    assert (ratios["best"]["jax_mode"], ratios["best"]["torch_mode"]) == ("tuned", "eager, bf16")
+    assert ratios["float32"]["jax_over_torch"] == pytest.approx(3000 / 2800)
+    assert ratios["stock"]["jax_over_torch"] == pytest.approx(1500 / 2800)
+    lines = summary.speed_lines([jax_stock, jax_tuned, eager, eager_bf16])
+    assert [line.split(":")[0] for line in lines] == ["cnn, each at its best", "cnn, each at its best in float32",
+                                                      "cnn, out of the box"]
+    assert "0.50x" in lines[0] and "1.07x" in lines[1] and "0.54x" in lines[2]

@@ -8,9 +8,9 @@ import stat
 import sys
 
 import pytest
+from cli_helpers import assert_one_line_error, run_cli
 
 from benchmarks.run import build_parser
-from cli_helpers import assert_one_line_error, run_cli
 
 RUN_KEYS = {
     "framework", "model", "kernels", "optimizer", "epochs", "batch_size", "lr", "seed", "preset", "weights",
@@ -22,8 +22,8 @@ RUN_KEYS = {
 @pytest.fixture(scope="module")
 def smoke_both(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
-    proc = run_cli("--framework", "both", "--model", "cnn", "--preset", "smoke", "--seeds", "0,1", "--no-progress",
-                   "--out", str(out))
+    proc = run_cli("--framework", "both", "--model", "cnn", "--preset", "smoke", "--seeds", "0,1", "--train-size",
+                   "1024", "--no-progress", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     return proc, out, json.loads((out / "results.json").read_text())
 
@@ -39,7 +39,7 @@ def test_smoke_writes_results_with_the_agreed_keys(smoke_both):
     for run in results["runs"]:
         assert RUN_KEYS <= set(run), RUN_KEYS - set(run)
         assert run["preset"] == "smoke" and run["epochs"] == 2 and len(run["history"]) == 2
-        assert run["train_size"] == 2000 and run["weights"] == f"random init (seed {run['seed']})"
+        assert run["train_size"] == 1024 and run["weights"] == f"random init (seed {run['seed']})"
         assert 0.5 < run["test_accuracy"] <= 1.0  # a fraction, from a model that learned
         assert 0 < run["test_macro_f1"] <= 1.0
         assert run["params"] == 421642 and run["images_per_s"] > 0 and run["train_time_s"] > 0
@@ -174,16 +174,19 @@ def test_every_flag_has_help_and_a_default_shown():
             assert action.help and "(default:" in action.help, action.dest
 
 
-def test_vit_smoke_in_both_frameworks(tmp_path):
-    proc = run_cli("--model", "vit", "--framework", "both", "--preset", "smoke", "--no-progress", "--out", str(tmp_path))
+def test_vit_in_both_frameworks_in_bfloat16(tmp_path):
+    """The ViT through the runner, in bfloat16 (its float32 training is tested in tests/jax_impl and tests/torch_ref)."""
+    proc = run_cli("--model", "vit", "--framework", "both", "--preset", "smoke", "--train-size", "1024", "--val-size",
+                   "100", "--test-size", "300", "--precision", "bfloat16", "--no-progress", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "results.json").read_text())
-    assert [r["framework"] for r in results["runs"]] == ["jax", "torch"]
+    assert [(r["framework"], r["mode"]) for r in results["runs"]] == [("jax", "tuned, bf16"), ("torch", "eager, bf16")]
     for run in results["runs"]:
         assert RUN_KEYS <= set(run)
         assert run["model"] == "vit" and run["variant"] == "tiny/7" and run["optimizer"] == "adamw"
         assert run["params"] == 205962 and run["weight_decay"] == 0.05 and run["label_smoothing"] == 0.1
         assert 0.15 < run["test_accuracy"] <= 1.0  # two short epochs from scratch: well above chance
+    assert [r["precision"] for r in results["runs"]] == ["bfloat16"] * 2
     assert "vit tiny/7" in proc.stdout and results["throughput_ratios"][0]["model"] == "vit tiny/7"
 
 
@@ -233,9 +236,9 @@ def test_torchvision_report_has_the_labs_comparison_table(smoke_torchvision):
     section = md.split("## Comparison", 1)[1].split("##", 1)[0]
     rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()
             if line.startswith("|") and not line.startswith("|-")]
-    assert rows[0] == ["model", "framework", "weights", "training loss", "test acc (%)", "macro-F1",
+    assert rows[0] == ["model", "framework", "mode", "weights", "training loss", "test acc (%)", "macro-F1",
                        "training time (s)"]
-    assert [r[:3] for r in rows[1:]] == [[m, "torch", "random init (seed 0)"] for m in
+    assert [r[:4] for r in rows[1:]] == [[m, "torch", "eager", "random init (seed 0)"] for m in
                                          ("vgg16", "alexnet", "faster_rcnn mobilenet_v3_large_320_fpn")]
     assert "had no detection" in md
     assert "vgg16" in proc.stdout and "faster_rcnn" in proc.stdout
@@ -250,15 +253,17 @@ def test_pretrained_offline_exits_2_naming_the_file(tmp_path):
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+@pytest.mark.slow  # end to end; the default suite covers the parts
 def test_model_all_with_jax_skips_the_torchvision_models(tmp_path):
-    proc = run_cli("--model", "all", "--preset", "smoke", "--epochs", "1", "--train-size", "256",
-                   "--test-size", "200", "--no-progress", "--out", str(tmp_path))
+    proc = run_cli("--model", "all", "--preset", "smoke", "--epochs", "1", "--train-size", "256", "--val-size", "0",
+                   "--test-size", "100", "--quiet", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert "skipping vgg16" in proc.stderr and "skipping faster_rcnn" in proc.stderr
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
     assert [(r["framework"], r["model"]) for r in runs] == [("jax", "cnn"), ("jax", "vit")]
 
 
+@pytest.mark.slow  # end to end; the default suite covers the parts
 def test_kernels_stock_and_tuned_both_run_and_are_recorded(tmp_path):
     """Each choice trains (the stock and tuned layers differ in their dropout masks only) and is recorded."""
     for choice in ("stock", "tuned"):
@@ -275,7 +280,7 @@ def test_kernels_stock_and_tuned_both_run_and_are_recorded(tmp_path):
 @pytest.mark.parametrize("args,needle", [
     (["--lr", "inf"], "--lr must be a finite number, got inf"),
     (["--lr", "nan"], "--lr must be a finite number, got nan"),
-    (["--momentum", "-inf"], "--momentum must be a finite number"),
+    (["--momentum", "inf"], "--momentum must be a finite number"),
     (["--optimizer", "adamw", "--weight-decay", "nan"], "--weight-decay must be a finite number"),
     (["--label-smoothing", "nan"], "--label-smoothing must be a finite number"),
     (["--warmup-epochs", "inf"], "--warmup-epochs must be a finite number"),
@@ -287,6 +292,7 @@ def test_kernels_stock_and_tuned_both_run_and_are_recorded(tmp_path):
     (["--val-size", "-1"], "--val-size must be >= 0"),
     (["--train-size", "0"], "--train-size must be at least 1"),
     (["--devices", "0"], "--devices must be at least 1"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0"),
     (["--framework", "both", "--devices", "2"], "--devices 2:"),
     (["--device", "tpu"], "--device 'tpu' is unknown (choose from auto, cpu, gpu)"),
     (["--device", "gpu"], "--device gpu: JAX sees no GPU"),
@@ -309,9 +315,10 @@ def test_bad_values_stop_before_training_with_one_line(tmp_path, capsys, monkeyp
 
 
 def test_list_presets_prints_the_table_that_docs_runner_md_shows(capsys):
+    from cli_helpers import REPO
+
     from benchmarks.presets import presets_table
     from benchmarks.run import main
-    from cli_helpers import REPO
 
     assert main(["--list-presets"]) == 0
     printed = capsys.readouterr().out
@@ -340,23 +347,12 @@ def test_a_matrix_of_modes_in_one_command(tmp_path):
     runs = results["runs"]
     assert [(r["framework"], r["mode"]) for r in runs] == [
         ("jax", "stock"), ("jax", "tuned"), ("torch", "eager"), ("torch", "compiled")]
+    assert [r["kernels"] for r in runs[:2]] == ["stock", "tuned"]
     compiled, eager = runs[3], runs[2]
     assert compiled["torch_compile"] == "default" and compiled["compile_time_s"] > 0
     assert compiled["recompilations"] == 0 and eager["torch_compile"] == "none" and eager["compile_time_s"] == 0
-    assert abs(compiled["test_accuracy"] - eager["test_accuracy"]) < 0.05  # the same training, compiled
+    assert compiled["test_accuracy"] > 0.3 and eager["test_accuracy"] > 0.3  # (Inductor draws its own dropout masks)
     assert {r["kind"] for r in results["throughput_ratios"]} == {"best", "stock"}
     report = (tmp_path / "report.md").read_text()
     assert "cnn, each at its best: JAX" in report and "cnn, out of the box: JAX stock" in report
     assert "each at its best" in proc.stdout and "out of the box" in proc.stdout
-
-
-def test_bfloat16_runs_in_both_frameworks(tmp_path):
-    proc = run_cli("--framework", "both", "--model", "cnn,vit", "--preset", "smoke", "--epochs", "1", "--train-size",
-                   "512", "--val-size", "100", "--test-size", "300", "--precision", "bfloat16", "--quiet", "--out",
-                   str(tmp_path))
-    assert proc.returncode == 0, proc.stderr
-    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
-    assert [(r["model"], r["framework"], r["mode"]) for r in runs] == [
-        ("cnn", "jax", "tuned, bf16"), ("cnn", "torch", "eager, bf16"), ("vit", "jax", "tuned, bf16"),
-        ("vit", "torch", "eager, bf16")]
-    assert all(r["precision"] == "bfloat16" and r["test_accuracy"] > 0.2 for r in runs)

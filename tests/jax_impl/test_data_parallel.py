@@ -9,7 +9,6 @@ from cli_helpers import run_python
 
 from jax_impl.parallel import batch_mesh
 
-
 DATA_PARALLEL = """
 import json, numpy as np, jax
 from flax import nnx

@@ -46,3 +46,36 @@ def test_tables_that_do_not_fit_are_refused(mnist):
         train.fit(model, images, labels[:100], TrainConfig(batch_size=64))
     with pytest.raises(ValueError, match="larger than the 128 training images"):
         train.fit(model, images, labels, TrainConfig(batch_size=256))
+
+
+def test_a_signal_stops_at_a_step_and_resuming_gives_the_same_model(mnist, tmp_path):
+    """Stopped by a signal one step into epoch 2 (a checkpoint there), then resumed: bit for bit the parameters
+    and history of the run that was never stopped (XLA CPU is deterministic)."""
+    import signal
+
+    from mnist_common.checkpointing import Checkpointing
+    from mnist_common.interrupt import STOP, StopRequested
+
+    images, labels = mnist.train_images[:256], mnist.train_labels[:256]
+    config = TrainConfig(epochs=2, batch_size=64, seed=2)
+    whole = CNN(rngs=nnx.Rngs(0))
+    expected = train.fit(whole, images, labels, config, progress=False)
+    plan = Checkpointing(tmp_path / "ckpt", identity={"test": 1})
+    stopped = CNN(rngs=nnx.Rngs(0))
+    try:
+        with pytest.raises(StopRequested):
+            train.fit(stopped, images, labels, config, progress=False, checkpointing=plan,
+                      on_epoch=lambda stats: STOP.request(signal.SIGINT))  # after epoch 1: stop at the next step
+    finally:
+        STOP.clear()
+    resumed = CNN(rngs=nnx.Rngs(5))  # other initial weights: everything must come from the checkpoint
+    result = train.fit(resumed, images, labels, config, progress=False,
+                       checkpointing=Checkpointing(tmp_path / "ckpt", resume=True, identity={"test": 1}))
+    for a, b in zip(_params(whole), _params(resumed)):
+        np.testing.assert_array_equal(a, b)
+    assert [h.train_loss for h in result.history] == [h.train_loss for h in expected.history]
+    from mnist_common.checkpointing import CheckpointError
+
+    with pytest.raises(CheckpointError, match="its test is 1, this run's is 2"):
+        train.fit(CNN(rngs=nnx.Rngs(0)), images, labels, config, progress=False,
+                  checkpointing=Checkpointing(tmp_path / "ckpt", resume=True, identity={"test": 2}))

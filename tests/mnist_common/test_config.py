@@ -54,3 +54,28 @@ def test_steady_state_throughput():
 def test_epoch_stats_leave_out_what_was_not_measured():
     assert EpochStats(1, 0.5, 2.0, 50.0, lr=None, val_accuracy=0.9).as_dict() == {
         "epoch": 1, "train_loss": 0.5, "epoch_time_s": 2.0, "images_per_s": 50.0, "val_accuracy": 0.9}
+
+
+def test_a_run_that_does_not_resume_starts_without_an_earlier_runs_checkpoints(tmp_path, capsys):
+    from mnist_common.checkpointing import start_over
+
+    old = tmp_path / "cnn-jax-seed0"
+    (old / "117").mkdir(parents=True)
+    start_over(old, resume=True)
+    assert (old / "117").is_dir()  # resuming keeps them
+    start_over(old, resume=False)
+    assert not old.exists() and "removing the checkpoints an earlier run left" in capsys.readouterr().err
+
+
+def test_an_exported_config_missing_a_field_is_one_clear_error(tmp_path):
+    import json
+
+    from mnist_common.export import CONFIG_FILE, ExportError, read_config, write_config
+
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    write_config(tmp_path, model="cnn", variant=None, num_classes=10, image_size=28)
+    config = json.loads((tmp_path / CONFIG_FILE).read_text())
+    config["weights"] = "model.safetensors"  # hand-edited: not the dict the loader reads
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(ExportError, match="field 'weights' is missing or not a dict"):
+        read_config(tmp_path)

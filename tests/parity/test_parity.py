@@ -8,8 +8,8 @@ import json
 
 import numpy as np
 import pytest
-
 from cli_helpers import assert_one_line_error, run_cli
+
 from parity import checks
 from parity.compare import TreeMismatch, compare_trees
 from parity.convert import ConversionError, cnn_table, torch_to_flax, vit_table
@@ -105,7 +105,8 @@ def test_compare_trees_checks_keys_and_shapes_first():
 
 
 def test_parity_cli_writes_json_and_markdown(tmp_path):
-    proc = run_cli("--model", "cnn", "--trajectory-steps", "5", "--out", str(tmp_path), module="parity.run")
+    proc = run_cli("--model", "cnn", "--trajectory-steps", "3", "--timing-steps", "3", "--torch-compile", "none",
+                   "--out", str(tmp_path), module="parity.run")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((tmp_path / "parity.json").read_text())
     assert {"checks", "timing", "tolerances"} <= set(report)
@@ -138,8 +139,26 @@ def test_bfloat16_forward_passes_agree_within_their_tolerance(mnist, model):
     assert record["agreement"] >= 0.9
 
 
+@pytest.mark.slow
 def test_compiled_pytorch_follows_eager(mnist):
     """torch.compile (Inductor, on this CPU) against eager from the same weights: logits and 20 SGD steps."""
     from parity import modes
 
     _assert_all_pass(modes.torch_compiled("cnn", mnist.train_images[:320], mnist.train_labels[:320], steps=20))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_exported_files_load_in_the_other_framework(mnist, model, tmp_path):
+    """Through the files, not only in memory: each framework's export loads in the other with the same logits."""
+    records = checks.exported_files(model, mnist.test_images[:64], tmp_path)
+    _assert_all_pass(records)
+    assert len(records) == 2
+
+
+@pytest.mark.slow  # two seeds of the CNN in both frameworks at the smoke preset; the declared plans take ~80 min
+def test_training_parity_trains_both_from_one_init_and_tests_equivalence(mnist):
+    result = checks.training("cnn", mnist, seeds=[0, 1], preset="smoke")
+    assert result["seeds"] == [0, 1] and [len(result["test_accuracy"][fw]) for fw in ("jax", "torch")] == [2, 2]
+    low, high = result["equivalence"]["interval_pp"]
+    assert low <= result["gap_pp"] <= high
+    assert result["passed"] == result["equivalence"]["equivalent"]

@@ -96,3 +96,43 @@ def test_a_callers_optimizer_factory_is_used_and_its_rate_recorded(mnist):
     assert result.history[-1].lr == 0.05
     with pytest.raises(ValueError, match="256 images but 10 labels"):
         train.fit(CNN(), images, labels[:10], config)
+
+
+def test_a_signal_stops_at_a_step_and_resuming_gives_the_same_model(mnist, tmp_path):
+    """Stopped by a signal one step into epoch 2, then resumed from that checkpoint (model, optimizer, scheduler,
+    random generator): bit for bit the run that was never stopped (PyTorch on a CPU is deterministic)."""
+    import signal
+
+    from mnist_common.checkpointing import Checkpointing
+    from mnist_common.interrupt import STOP, StopRequested
+
+    images, labels = mnist.train_images[:256], mnist.train_labels[:256]
+    config = TrainConfig(epochs=2, batch_size=64, seed=2, schedule="cosine")
+    torch.manual_seed(0)
+    whole = CNN()
+    expected = train.fit(whole, images, labels, config, progress=False)
+    torch.manual_seed(0)
+    stopped = CNN()
+    try:
+        with pytest.raises(StopRequested):
+            train.fit(stopped, images, labels, config, progress=False,
+                      checkpointing=Checkpointing(tmp_path / "ckpt", identity={"test": 1}),
+                      on_epoch=lambda stats: STOP.request(signal.SIGTERM))
+    finally:
+        STOP.clear()
+    torch.manual_seed(123)  # another generator state and other weights: both must come from the checkpoint
+    resumed = CNN()
+    result = train.fit(resumed, images, labels, config, progress=False,
+                       checkpointing=Checkpointing(tmp_path / "ckpt", resume=True, identity={"test": 1}))
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+    assert [h.train_loss for h in result.history] == [h.train_loss for h in expected.history]
+    files = sorted((tmp_path / "ckpt").glob("checkpoint-*.pt"))
+    assert [f.name for f in files] == ["checkpoint-000000004.pt", "checkpoint-000000005.pt", "checkpoint-000000008.pt"]
+    files[-1].write_bytes(b"damaged")  # the newest damaged: resuming falls back to the one before, saying so
+    torch.manual_seed(7)
+    again = CNN()
+    train.fit(again, images, labels, config, progress=False,
+              checkpointing=Checkpointing(tmp_path / "ckpt", resume=True, identity={"test": 1}))
+    for a, b in zip(whole.parameters(), again.parameters()):
+        assert torch.equal(a, b)

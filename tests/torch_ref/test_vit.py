@@ -68,6 +68,7 @@ def test_train_step_lowers_the_loss(mnist):
     assert train.evaluate(model, images, labels)["loss"] < 0.8 * before
 
 
+@pytest.mark.slow  # end to end; the default suite covers the parts
 def test_short_run_reaches_nontrivial_accuracy(mnist):
     split = train_val_split(60000, val_size=1000, train_size=4000)
     torch.manual_seed(0)

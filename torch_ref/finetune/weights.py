@@ -21,7 +21,6 @@ or "random init".
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 import torch
 
 from mnist_common.architectures import WEIGHTS_CHOICES
+from mnist_common.files import sha256_of
 
 # torch.hub names cached files "<name>-<first hex digits of the SHA-256>.<ext>".
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")
@@ -71,14 +71,6 @@ def enum_name(weights) -> str:
 def cache_path(weights) -> Path:
     """Where torch.hub keeps (or will keep) the file of a torchvision weights enum."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _missing_message(weights) -> str:
@@ -197,3 +189,25 @@ def load_matching(module: torch.nn.Module, state: dict, source: str) -> None:
             parts.append(f"{len(wrong)} of the wrong shape (first {wrong[0]})")
         raise WeightsError(f"weights from {source} do not fit {type(module).__name__}: " + ", ".join(parts))
     module.load_state_dict(state, strict=True)
+
+
+def save_state_dict(model: torch.nn.Module, directory: str | os.PathLike, *, spec_name: str, metadata: dict) -> dict:
+    """A fine-tuned torchvision model as ``model.safetensors`` (the network's state dict, which ``--weights PATH``
+    reads back) and ``config.json`` (``mnist_common.export``); returns the config."""
+    from safetensors.torch import save_file
+
+    from mnist_common.export import WEIGHTS_FILE, write_config
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
+    tmp = directory / f".{WEIGHTS_FILE}.tmp"
+    save_file(state, str(tmp))
+    os.replace(tmp, directory / WEIGHTS_FILE)
+    classes = 10 if spec_name != "faster_rcnn" else 11
+    adaptation = {"input": "MNIST normalised as for the CNN, one grey channel, 28 x 28",
+                  "adapted": f"un-normalised, resized to {model.image_size} px, grey to RGB, then the weights' "
+                             "own mean and std (torch_ref.finetune)"}
+    return write_config(directory, model=spec_name, variant=None, num_classes=classes,
+                        image_size=model.image_size, metadata=metadata, preprocessing=adaptation,
+                        layout=f"torchvision's {spec_name} state_dict, fine-tuned head ({classes} classes)")

@@ -35,6 +35,7 @@ class CNN(nn.Module):
     ):
         super().__init__()
         self.pool = pool
+        self.num_classes, self.image_size = num_classes, image_size
         c1, c2 = channels
         self.conv1 = nn.Conv2d(in_channels, c1, kernel_size, stride=stride, padding=padding)
         self.conv2 = nn.Conv2d(c1, c2, kernel_size, stride=stride, padding=padding)

@@ -139,6 +139,7 @@ class ViT(nn.Module):
         if image_size % cfg.patch:
             raise ValueError(f"image size {image_size} is not divisible by patch {cfg.patch}")
         self.variant = variant
+        self.num_classes, self.image_size = num_classes, image_size
         tokens = (image_size // cfg.patch) ** 2 + 1
         self.patch_embed = nn.Conv2d(in_channels, cfg.width, cfg.patch, stride=cfg.patch)
         trunc_normal_(self.patch_embed.weight)

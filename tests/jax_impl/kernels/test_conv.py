@@ -28,6 +28,19 @@ CASES = [
 ]
 
 
+def _values_and_grads(reference, ours, args, key):
+    """Both functions' values, and their vector-Jacobian products with one random cotangent, compiled (eager
+    dispatch of these many small operations is slow)."""
+    @jax.jit
+    def run(*args):
+        want, want_vjp = jax.vjp(reference, *args)
+        got, got_vjp = jax.vjp(ours, *args)
+        g = jax.random.normal(key, want.shape)
+        return want, got, want_vjp(g), got_vjp(g)
+
+    return run(*args)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_conv_relu_pool_matches_the_stock_block(case):
     b, size, cin, cout, k, stride, padding, window = case
@@ -36,15 +49,14 @@ def test_conv_relu_pool_matches_the_stock_block(case):
     x = jnp.where(jax.random.uniform(keys[1], x.shape) < 0.3, 0.0, x)  # zeros: tied maxima and zero outputs
     kernel = jax.random.normal(keys[2], (k, k, cin, cout)) * 0.3
     bias = jax.random.normal(keys[3], (cout,)) * 0.1
-    want, want_vjp = jax.vjp(lambda *a: _stock(*a, stride, padding, window), x, kernel, bias)
-    got, got_vjp = jax.vjp(lambda *a: conv_relu_pool(*a, stride=stride, padding=padding, window=window),
-                           x, kernel, bias)
+    want, got, want_grads, got_grads = _values_and_grads(
+        lambda *a: _stock(*a, stride, padding, window),
+        lambda *a: conv_relu_pool(*a, stride=stride, padding=padding, window=window), (x, kernel, bias), keys[0])
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     if want.size >= 50:  # (the ragged 1x1 case pools nine values: rarely all negative)
         assert float((want == 0).mean()) > 0.05, "the case must exercise ReLU's zero gradient"
-    g = jax.random.normal(keys[0], want.shape)
-    for name, a, w in zip(("x", "kernel", "bias"), got_vjp(g), want_vjp(g)):
+    for name, a, w in zip(("x", "kernel", "bias"), got_grads, want_grads):
         np.testing.assert_allclose(a, w, rtol=1e-4, atol=1e-4, err_msg=f"gradient of {name}")
 
 
@@ -98,11 +110,11 @@ def test_conv2d_gradients_match_jax(case):
     keys = jax.random.split(jax.random.key(sum(case)), 3)
     x = jax.random.normal(keys[0], (b, size, size, cin))
     kernel = jax.random.normal(keys[1], (k, k, cin, cout))
-    want, want_vjp = jax.vjp(lambda x, k: _lax_conv(x, k, stride, padding), x, kernel)
-    got, got_vjp = jax.vjp(lambda x, k: conv2d(x, k, None, stride, padding), x, kernel)
+    want, got, want_grads, got_grads = _values_and_grads(
+        lambda x, k: _lax_conv(x, k, stride, padding), lambda x, k: conv2d(x, k, None, stride, padding),
+        (x, kernel), keys[2])
     np.testing.assert_array_equal(got, want)
-    g = jax.random.normal(keys[2], want.shape)
-    for name, a, w in zip(("x", "kernel"), got_vjp(g), want_vjp(g)):
+    for name, a, w in zip(("x", "kernel"), got_grads, want_grads):
         np.testing.assert_allclose(a, w, rtol=1e-5, atol=1e-4, err_msg=f"gradient of {name}")
 
 

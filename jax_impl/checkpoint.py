@@ -1,0 +1,83 @@
+"""Training checkpoints of the Flax models, with Orbax's ``CheckpointManager``.
+
+Each checkpoint is the state of the model and the optimizer (``nnx.split`` of
+both: parameters, optimizer moments and counts, and the dropout streams' keys
+and counters) as arrays, plus the run's identity and
+:class:`~mnist_common.checkpointing.Progress` as JSON. Orbax writes each into a
+temporary folder and renames it when complete, so a kill during a save leaves
+the previous checkpoints whole; it keeps the last ``keep``.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from flax import nnx
+
+from mnist_common.checkpointing import (
+    CheckpointError,
+    Checkpointing,
+    Progress,
+    check_identity,
+    start_over,
+    warn_skipped,
+)
+
+
+def _is_key(x) -> bool:
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _storable(state) -> dict:
+    """The state as a pure dict of arrays, random keys as their raw data (Orbax stores plain arrays)."""
+    return jax.tree.map(lambda x: np.asarray(jax.random.key_data(x) if _is_key(x) else x), state.to_pure_dict())
+
+
+class Checkpointer:
+    """Saves and restores one run's training state in ``plan.directory``."""
+
+    def __init__(self, plan: Checkpointing):
+        import orbax.checkpoint as ocp
+
+        self.ocp, self.plan = ocp, plan
+        start_over(plan.directory, plan.resume)
+        plan.directory.mkdir(parents=True, exist_ok=True)
+        self.manager = ocp.CheckpointManager(
+            plan.directory.absolute(),
+            options=ocp.CheckpointManagerOptions(max_to_keep=plan.keep, enable_async_checkpointing=False,
+                                                 cleanup_tmp_directories=True),
+        )
+
+    def save(self, state, progress: Progress, steps_per_epoch: int) -> None:
+        """A checkpoint of ``state`` (an ``nnx.State``) at ``progress``, complete when this returns."""
+        meta = {"identity": self.plan.identity, "progress": progress.as_dict()}
+        args = self.ocp.args.Composite(state=self.ocp.args.StandardSave(_storable(state)),
+                                       meta=self.ocp.args.JsonSave(meta))
+        self.manager.save(progress.number(steps_per_epoch), args=args, force=True)
+        self.manager.wait_until_finished()
+
+    def restore(self, state) -> tuple[object, Progress] | None:
+        """The newest usable checkpoint, restored into the structure of ``state``, and its progress; None when
+        there is none. A damaged one is skipped with a warning; one from another run is a CheckpointError."""
+        target = _storable(state)
+        for number in sorted(self.manager.all_steps(), reverse=True):
+            where = self.plan.directory / str(number)
+            try:
+                meta = self.manager.restore(number, args=self.ocp.args.Composite(meta=self.ocp.args.JsonRestore()))
+                check_identity(meta["meta"]["identity"], self.plan.identity, where)
+                restored = self.manager.restore(number, args=self.ocp.args.Composite(
+                    state=self.ocp.args.StandardRestore(target)))["state"]
+                progress = Progress.from_dict(meta["meta"]["progress"])
+            except CheckpointError:
+                raise
+            except Exception as err:  # noqa: BLE001 - any damage: fall back to the one before
+                warn_skipped(where, err)
+                continue
+            pure = jax.tree.map(lambda like, x: jax.random.wrap_key_data(x) if _is_key(like) else x,
+                                state.to_pure_dict(), restored)
+            restored_state = nnx.State(state)  # a copy of the structure, its leaves replaced below
+            restored_state.replace_by_pure_dict(pure)
+            for later in (n for n in self.manager.all_steps() if n > number):  # skipped as damaged
+                self.manager.delete(later)
+            return restored_state, progress
+        return None

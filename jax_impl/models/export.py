@@ -1,0 +1,51 @@
+"""Save a Flax model in the exported format, and load any exported model into Flax, whichever framework
+trained it (``mnist_common.export``: canonical weights and ``config.json``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flax import nnx
+
+from jax_impl.models.cnn import CNN
+from jax_impl.models.layout import ConversionError, from_canonical, to_canonical
+from jax_impl.models.vit import ViT
+from mnist_common.export import WEIGHTS_FILE, ExportError, read_config, write_config
+
+
+def save(model: CNN | ViT, directory: str | os.PathLike, metadata: dict | None = None) -> dict:
+    """Write ``model.safetensors`` (the canonical layout) and ``config.json`` into ``directory``; return the config.
+
+    ``metadata`` (where it came from, what it reached) goes into ``config.json`` as it is.
+    """
+    from safetensors.numpy import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{WEIGHTS_FILE}.tmp"
+    save_file(to_canonical(model), str(tmp))
+    os.replace(tmp, directory / WEIGHTS_FILE)  # a kill while writing leaves the previous file whole
+    kind, variant = ("vit", model.variant) if isinstance(model, ViT) else ("cnn", None)
+    return write_config(directory, model=kind, variant=variant, num_classes=model.num_classes,
+                        image_size=model.image_size, metadata=metadata)
+
+
+def load(directory: str | os.PathLike, *, kernels: str = "auto", dtype=None) -> CNN | ViT:
+    """The exported model in ``directory`` as a Flax model in evaluation mode (weights checked by SHA-256)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    config = read_config(directory)
+    weights = Path(directory) / WEIGHTS_FILE
+    shape = dict(num_classes=config["num_classes"], image_size=config["image_size"], kernels=kernels, dtype=dtype,
+                 rngs=nnx.Rngs(0))
+    model = ViT(config["variant"], **shape) if config["model"] == "vit" else CNN(**shape)
+    try:
+        from_canonical(model, load_file(str(weights)), source=str(weights))
+    except (SafetensorError, OSError) as err:
+        raise ExportError(f"{weights}: not a readable safetensors file ({err})") from None
+    except ConversionError as err:
+        raise ExportError(str(err)) from None
+    model.eval()
+    return model

@@ -1,0 +1,54 @@
+"""Pictures to MNIST-style digits: polarity, fitting into 20x20, centring by the centre of mass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.images import ImageError, load_inputs, read_grey, to_mnist
+
+
+def test_a_dark_digit_on_light_paper_is_inverted_fitted_and_centred(tmp_path):
+    paper = np.full((120, 90), 255, np.uint8)
+    paper[20:100, 30:50] = 0  # a dark vertical bar, off centre
+    Image.fromarray(paper).save(tmp_path / "bar.png")
+    digit = to_mnist(read_grey(tmp_path / "bar.png"))[..., 0].astype(float)
+    assert digit.shape == (28, 28) and digit[0].max() == 0  # light on black, black border
+    rows, cols = np.flatnonzero(digit.any(1)), np.flatnonzero(digit.any(0))
+    assert rows[-1] - rows[0] + 1 == 20 and cols[-1] - cols[0] + 1 <= 7  # the longer side fitted to 20 pixels
+    cy, cx = (np.indices(digit.shape) * digit).reshape(2, -1).sum(1) / digit.sum()
+    assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1  # centre of mass in the middle
+
+
+def test_an_mnist_digit_saved_as_png_comes_back_unchanged(tmp_path, mnist):
+    Image.fromarray(mnist.test_images[3, :, :, 0]).save(tmp_path / "d.png")
+    names, images = load_inputs([str(tmp_path / "d.png")])
+    np.testing.assert_array_equal(images[0], mnist.test_images[3])
+    assert names == [str(tmp_path / "d.png")]
+
+
+def test_transparent_png_is_read_on_white_and_idx_files_give_every_image(tmp_path):
+    from benchmarks.data import DEFAULT_DATA_DIR
+
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[10:30, 18:22] = (0, 0, 0, 255)  # black ink, transparent elsewhere
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "ink.png")
+    assert to_mnist(read_grey(tmp_path / "ink.png")).max() > 200
+    names, images = load_inputs([str(DEFAULT_DATA_DIR / "t10k-images-idx3-ubyte.gz")])
+    assert images.shape == (10000, 28, 28, 1) and names[2].endswith("[2]")
+    with pytest.raises(ImageError, match="not an image"):
+        (tmp_path / "x.png").write_text("no")
+        read_grey(tmp_path / "x.png")
+
+
+def test_idx_is_told_by_content_not_by_name(tmp_path, mnist):
+    import gzip
+
+    Image.fromarray(mnist.test_images[5, :, :, 0]).save(tmp_path / "digit-idx.png")  # a PNG with "idx" in its name
+    _, images = load_inputs([str(tmp_path / "digit-idx.png")])
+    np.testing.assert_array_equal(images[0], mnist.test_images[5])
+    header = (2051).to_bytes(4, "big") + (0).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    (tmp_path / "none").write_bytes(gzip.compress(header))  # gzipped, no .gz suffix, no images
+    with pytest.raises(ImageError, match="no images"):
+        load_inputs([str(tmp_path / "none")])

@@ -1,0 +1,168 @@
+"""Keeping what is trained: checkpoints and resume after a kill or a signal, exported models, prediction from
+either framework, and output folders that are never replaced by surprise."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from cli_helpers import REPO, assert_one_line_error, cli_command, cli_env, run_cli
+
+SMALL = ["--preset", "smoke", "--train-size", "512", "--val-size", "100", "--test-size", "300", "--no-progress"]
+METRICS = ("train_loss", "test_accuracy", "test_macro_f1", "test_loss")
+
+
+def _results(folder):
+    return json.loads((folder / "results.json").read_text())
+
+
+def _wait_for(path_glob, folder, proc, timeout=120):
+    """Wait until ``folder`` holds a path matching ``path_glob`` (or the process ends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list(folder.glob(path_glob)):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("framework,first_checkpoint", [
+    ("jax", "checkpoints/cnn-jax-seed0/*[0-9]"),
+    ("torch", "checkpoints/cnn-torch-seed0/checkpoint-*.pt")])
+def test_killed_and_resumed_equals_uninterrupted(tmp_path, framework, first_checkpoint):
+    """SIGKILL after the first checkpoint (end of epoch 1 of 3), then the same command plus --resume: the same
+    final loss and test metrics as the run that was never interrupted (both backends are deterministic on a CPU)."""
+    args = ["--framework", framework, "--model", "cnn", *SMALL, "--epochs", "3"]
+    whole = run_cli(*args, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(cli_command(*args, "--out", str(out)), cwd=REPO, env=cli_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert _wait_for(first_checkpoint, out, proc), "no checkpoint appeared"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (out / "results.json").exists(), "killed before the run finished"
+    resumed = run_cli(*args, "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    (a,), (b,) = _results(tmp_path / "whole")["runs"], _results(out)["runs"]
+    for key in METRICS:
+        assert a[key] == b[key], key
+    assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+
+
+def test_sigterm_and_sigint_stop_at_a_step_with_a_checkpoint(tmp_path):
+    args = ["--framework", "torch", "--model", "cnn", *SMALL, "--epochs", "60"]
+    for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        out = tmp_path / sig.name
+        proc = subprocess.Popen(cli_command(*args, "--out", str(out)), cwd=REPO, env=cli_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert _wait_for("history.jsonl", out, proc) and _wait_for("checkpoints/*/checkpoint-*.pt", out, proc)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == code, err
+        assert "Traceback" not in err and "continue with:" in err and "--resume" in err
+        assert (out / "results.json").is_file()  # the results so far (none finished: an empty list)
+        steps = sorted(int(p.stem.split("-")[1]) for p in (out / "checkpoints" / "cnn-torch-seed0").glob("*.pt"))
+        assert steps[-1] % 4 != 0 or len(steps) > 1  # a checkpoint where it stopped (4 steps an epoch)
+
+
+def test_ctrl_c_between_seeds_exits_130(tmp_path):
+    """Ctrl-C just after a seed finished, while JAX's next run is starting: one line and exit 130."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(cli_command("--framework", "jax", "--model", "cnn", *SMALL, "--epochs", "1", "--seeds",
+                                        "0,1,2,3", "--out", str(out)), cwd=REPO, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert _wait_for("models/cnn-jax-seed0/config.json", out, proc)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "interrupted" in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exported")
+    proc = run_cli("--framework", "both", "--model", "cnn", *SMALL, "--epochs", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_every_cnn_run_is_exported_with_its_config(exported):
+    for fw in ("jax", "torch"):
+        folder = exported / "models" / f"cnn-{fw}-seed0"
+        config = json.loads((folder / "config.json").read_text())
+        assert (folder / "model.safetensors").is_file() and config["model"] == "cnn"
+        assert config["trained_with"]["framework"] == fw and config["preprocessing"]["mean"] == 0.1307
+        run = next(r for r in _results(exported)["runs"] if r["framework"] == fw)
+        assert config["metrics"]["test_accuracy"] == run["test_accuracy"]
+        assert run["exported"]["sha256"] == config["weights"]["sha256"]
+
+
+def test_predict_a_png_the_same_in_both_frameworks(exported, tmp_path, mnist):
+    from PIL import Image
+
+    png = tmp_path / "digit.png"
+    Image.fromarray(mnist.test_images[0, :, :, 0]).save(png)  # a 7
+    folder = exported / "models" / "cnn-jax-seed0"
+    outs = {}
+    for fw in ("jax", "torch"):
+        proc = run_cli(str(folder), str(png), "--framework", fw, "--json", module="benchmarks.predict")
+        assert proc.returncode == 0, proc.stderr
+        outs[fw] = json.loads(proc.stdout)["predictions"][0]
+    assert outs["jax"]["class"] == outs["torch"]["class"] == str(mnist.test_labels[0])
+    np.testing.assert_allclose(outs["jax"]["probabilities"], outs["torch"]["probabilities"], rtol=0, atol=1e-5)
+
+
+def test_test_only_evaluates_an_exported_model(exported, tmp_path):
+    folder = exported / "models" / "cnn-torch-seed0"
+    proc = run_cli("--test-only", "--model-dir", str(folder), "--framework", "both", "--test-size", "300",
+                   "--out", str(tmp_path / "t"))
+    assert proc.returncode == 0, proc.stderr
+    runs = _results(tmp_path / "t")["runs"]
+    trained = next(r for r in _results(exported)["runs"] if r["framework"] == "torch")
+    assert [r["framework"] for r in runs] == ["jax", "torch"]
+    for run in runs:  # the same model, whichever framework loads it, on the same 300 images
+        assert run["test_accuracy"] == pytest.approx(trained["test_accuracy"], abs=1e-9) and run["test_only"]
+
+
+def test_damaged_files_are_one_line_errors(exported, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(exported / "models" / "cnn-jax-seed0", folder)
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    data[-10] ^= 0xFF
+    (folder / "model.safetensors").write_bytes(bytes(data))
+    assert_one_line_error(run_cli(str(folder), str(REPO / "README.md"), module="benchmarks.predict"),
+                          "model.safetensors: SHA-256", "does not match")
+    good = exported / "models" / "cnn-jax-seed0"
+    assert_one_line_error(run_cli(str(good), str(REPO / "README.md"), module="benchmarks.predict"),
+                          "README.md: not an image")
+    assert_one_line_error(run_cli(str(good), str(tmp_path / "none.png"), module="benchmarks.predict"), "no such file")
+    assert_one_line_error(run_cli("--test-only", "--model-dir", str(tmp_path / "nothing"), "--out",
+                                  str(tmp_path / "o")), "no such model folder")
+
+
+def test_results_are_never_replaced_by_surprise(exported, tmp_path):
+    before = (exported / "results.json").read_text()
+    assert_one_line_error(run_cli("--framework", "torch", *SMALL, "--epochs", "1", "--out", str(exported)),
+                          "already holds results", "--overwrite", "--resume")
+    assert (exported / "results.json").read_text() == before
+    for _ in range(2):  # the default folder never collides: the quick start can run twice
+        proc = run_cli("--framework", "torch", *SMALL, "--epochs", "1", "--quiet", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    folders = [p for p in (tmp_path / "results").iterdir() if p.name != "latest"]
+    assert len(folders) == 2 and (tmp_path / "results" / "latest").resolve() == max(folders)
+
+
+def test_resume_problems_are_one_line_errors(exported, tmp_path):
+    assert_one_line_error(run_cli("--framework", "jax", *SMALL, "--out", str(tmp_path / "empty"), "--resume"),
+                          "holds no results.json and", "no checkpoints to resume")
+    other = run_cli("--framework", "jax", "--model", "cnn", *SMALL, "--epochs", "3", "--batch-size", "64", "--out",
+                    str(exported), "--resume")
+    assert_one_line_error(other, "results of another command")

@@ -1,0 +1,34 @@
+"""Output folders: a new one per invocation, never shared; results/latest followed, never looped; resume checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import outputs
+
+
+def test_without_out_each_invocation_gets_its_own_new_folder(tmp_path):
+    first = outputs.choose(None, resume=False, overwrite=False, root=tmp_path)
+    second = outputs.choose(None, resume=False, overwrite=False, root=tmp_path)  # the same second, most likely
+    assert first != second and first.is_dir() and second.is_dir()
+    outputs.point_latest(second, root=tmp_path)
+    assert (tmp_path / "latest").resolve() == second.resolve()
+
+
+def test_out_naming_the_latest_link_means_the_folder_it_points_at(tmp_path):
+    folder = outputs.choose(None, resume=False, overwrite=False, root=tmp_path)
+    outputs.point_latest(folder, root=tmp_path)
+    (folder / "results.json").write_text("{}")
+    chosen = outputs.choose(str(tmp_path / "latest"), resume=True, overwrite=False, root=tmp_path)
+    assert chosen == folder.resolve()
+    outputs.point_latest(tmp_path / "latest", root=tmp_path)  # never a link to itself
+    assert (tmp_path / "latest").resolve() == folder.resolve()
+
+
+def test_resume_looks_for_checkpoints_where_they_were_kept(tmp_path):
+    out, kept = tmp_path / "out", tmp_path / "kept"
+    out.mkdir()
+    with pytest.raises(outputs.OutputError, match="no checkpoints to resume"):
+        outputs.choose(str(out), resume=True, overwrite=False, checkpoints=str(kept))
+    (kept / "cnn-jax-seed0").mkdir(parents=True)
+    assert outputs.choose(str(out), resume=True, overwrite=False, checkpoints=str(kept)) == out
