@@ -25,25 +25,15 @@ class OutputError(Exception):
 
 def choose(out: str | None, *, resume: bool, overwrite: bool, checkpoints: str | None = None,
            root: Path = DEFAULT_ROOT) -> Path:
-    """The folder this invocation writes to. Without ``out`` a new one is created at once (two invocations in
-    the same second never share one); an ``out`` given is checked, and created later."""
+    """The folder this invocation writes to, checked but not created (:func:`create` does that once the
+    run's settings are known good, so a mistake leaves no empty folder behind)."""
     if out is None:
         if resume:
             latest = root / LATEST
             if not latest.exists():
                 raise OutputError(f"--resume: nothing to resume ({latest} does not exist); give --out DIR")
             return latest.resolve()
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        for n in range(1, 1000):
-            folder = root / (stamp if n == 1 else f"{stamp}-{n}")
-            try:
-                folder.mkdir(parents=True)
-            except FileExistsError:  # another run in the same second
-                continue
-            except OSError as err:
-                raise OutputError(f"cannot create {folder} ({err.strerror}); give --out DIR") from None
-            return folder
-        raise OutputError(f"cannot find a free folder name under {root}; give --out DIR")
+        return root / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     if not out.strip():
         raise OutputError("--out must name a folder, got an empty path")
     folder = Path(out).resolve() if Path(out).is_symlink() else Path(out)  # results/latest: the folder it names
@@ -56,6 +46,22 @@ def choose(out: str | None, *, resume: bool, overwrite: bool, checkpoints: str |
         raise OutputError(f"--out {folder} already holds results (results.json): add --overwrite to replace them "
                           "or --resume to continue that run")
     return folder
+
+
+def create(folder: Path, *, fresh: bool) -> Path:
+    """Create ``folder`` (``fresh``: a new default folder, given the next free ``-2``, ``-3`` ... suffix if
+    another invocation took its name, so that two never share one) and return it."""
+    if not fresh:
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    for n in range(1, 1000):
+        candidate = folder if n == 1 else folder.with_name(f"{folder.name}-{n}")
+        try:
+            candidate.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return candidate
+    raise OutputError(f"cannot find a free folder name next to {folder}; give --out DIR")
 
 
 def point_latest(folder: Path, root: Path = DEFAULT_ROOT) -> None:

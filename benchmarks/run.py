@@ -380,7 +380,9 @@ def _main(argv: list[str]) -> int:
             backends["torch"].check_weights(name, s.variant, s.weights)
         settings[name] = s
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = outputs.create(out_dir, fresh=args.out is None and not args.resume)
+    except outputs.OutputError as err:
+        raise UsageError(str(err)) from None
     except OSError as err:
         raise UsageError(f"--out {out_dir}: cannot create folder ({err.strerror})") from None
     outputs.point_latest(out_dir)
@@ -443,7 +445,9 @@ def run_test_only(args, argv: list[str]) -> int:
     data = load_mnist(args.data_dir, args.data_source)
     backends = {fw: BACKENDS[fw](args.device) for fw in frameworks}
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = outputs.create(out_dir, fresh=args.out is None)
+    except outputs.OutputError as err:
+        raise UsageError(str(err)) from None
     except OSError as err:
         raise UsageError(f"--out {out_dir}: cannot create folder ({err.strerror})") from None
     # results/latest stays on the last training run: its models/ are what --model-dir and predict name

@@ -295,10 +295,11 @@ def fit(
             shift = shifts[epoch, : steps * batch_size].reshape(steps, batch_size, 2).astype(np.int8)
         return jax.device_put(order, by_batch), jax.device_put(shift, by_batch)
 
-    def zero():
-        return jax.device_put(np.zeros((), np.float32), replicated)
+    def loss_start(value: float = 0.0):
+        """The epoch's running loss sum, on the device(s): 0, or what a resumed epoch's steps summed to."""
+        return jax.device_put(np.asarray(value, np.float32), replicated)
 
-    args = (state, zero(), x_train, y_train, *epoch_tables(0), np.int32(0))
+    args = (state, loss_start(), x_train, y_train, *epoch_tables(0), np.int32(0))
     t0 = time.perf_counter()
     calls = {}  # updates per call -> compiled function: per_call, and the epoch's remainder
     for count in {per_call, steps % per_call} - {0}:
@@ -318,7 +319,7 @@ def fit(
     for epoch in range(done_before.epoch, config.epochs):
         start = done_before.step if epoch == done_before.epoch else 0
         order, shift = epoch_tables(epoch)
-        loss_sum = jax.device_put(np.asarray(done_before.loss_sum if start else 0.0, np.float32), replicated)
+        loss_sum = loss_start(done_before.loss_sum if start else 0.0)
         bar = EpochProgress("jax", epoch, config.epochs, steps, batch_size, enabled=progress, log_every=log_every)
         t_epoch = time.perf_counter()
         state, loss_sum, first_call_s, done = train_epoch(

@@ -8,15 +8,19 @@ from benchmarks import outputs
 
 
 def test_without_out_each_invocation_gets_its_own_new_folder(tmp_path):
-    first = outputs.choose(None, resume=False, overwrite=False, root=tmp_path)
-    second = outputs.choose(None, resume=False, overwrite=False, root=tmp_path)  # the same second, most likely
+    chosen = outputs.choose(None, resume=False, overwrite=False, root=tmp_path)
+    assert not chosen.exists()  # nothing is created before the settings are known good
+    first = outputs.create(chosen, fresh=True)
+    second = outputs.create(outputs.choose(None, resume=False, overwrite=False, root=tmp_path), fresh=True)
+    if second.name.startswith(first.name):  # the same second: the next free suffix
+        assert second.name == f"{first.name}-2"
     assert first != second and first.is_dir() and second.is_dir()
     outputs.point_latest(second, root=tmp_path)
     assert (tmp_path / "latest").resolve() == second.resolve()
 
 
 def test_out_naming_the_latest_link_means_the_folder_it_points_at(tmp_path):
-    folder = outputs.choose(None, resume=False, overwrite=False, root=tmp_path)
+    folder = outputs.create(outputs.choose(None, resume=False, overwrite=False, root=tmp_path), fresh=True)
     outputs.point_latest(folder, root=tmp_path)
     (folder / "results.json").write_text("{}")
     chosen = outputs.choose(str(tmp_path / "latest"), resume=True, overwrite=False, root=tmp_path)
@@ -32,3 +36,12 @@ def test_resume_looks_for_checkpoints_where_they_were_kept(tmp_path):
         outputs.choose(str(out), resume=True, overwrite=False, checkpoints=str(kept))
     (kept / "cnn-jax-seed0").mkdir(parents=True)
     assert outputs.choose(str(out), resume=True, overwrite=False, checkpoints=str(kept)) == out
+
+
+def test_a_mistake_leaves_no_empty_default_folder(tmp_path, monkeypatch, capsys):
+    from benchmarks.run import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["--preset", "smoke", "--batch-size", "100000"]) == 2  # found after the folder is chosen
+    assert "larger than the" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
