@@ -51,16 +51,19 @@ def choose(out: str | None, *, resume: bool, overwrite: bool, checkpoints: str |
 def create(folder: Path, *, fresh: bool) -> Path:
     """Create ``folder`` (``fresh``: a new default folder, given the next free ``-2``, ``-3`` ... suffix if
     another invocation took its name, so that two never share one) and return it."""
-    if not fresh:
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    for n in range(1, 1000):
-        candidate = folder if n == 1 else folder.with_name(f"{folder.name}-{n}")
-        try:
-            candidate.mkdir(parents=True)
-        except FileExistsError:
-            continue
-        return candidate
+    try:
+        if not fresh:
+            folder.mkdir(parents=True, exist_ok=True)
+            return folder
+        for n in range(1, 1000):
+            candidate = folder if n == 1 else folder.with_name(f"{folder.name}-{n}")
+            try:
+                candidate.mkdir(parents=True)
+            except FileExistsError:
+                continue
+            return candidate
+    except OSError as err:
+        raise OutputError(f"--out {folder}: cannot create folder ({err.strerror})") from None
     raise OutputError(f"cannot find a free folder name next to {folder}; give --out DIR")
 
 

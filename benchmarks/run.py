@@ -383,8 +383,6 @@ def _main(argv: list[str]) -> int:
         out_dir = outputs.create(out_dir, fresh=args.out is None and not args.resume)
     except outputs.OutputError as err:
         raise UsageError(str(err)) from None
-    except OSError as err:
-        raise UsageError(f"--out {out_dir}: cannot create folder ({err.strerror})") from None
     outputs.point_latest(out_dir)
     checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else out_dir / "checkpoints"
 
@@ -448,8 +446,6 @@ def run_test_only(args, argv: list[str]) -> int:
         out_dir = outputs.create(out_dir, fresh=args.out is None)
     except outputs.OutputError as err:
         raise UsageError(str(err)) from None
-    except OSError as err:
-        raise UsageError(f"--out {out_dir}: cannot create folder ({err.strerror})") from None
     # results/latest stays on the last training run: its models/ are what --model-dir and predict name
     weights = f"exported model {args.model_dir} (sha256 {config['weights']['sha256'][:12]})"
     results = {"command": "python -m benchmarks.run " + shlex.join(argv), "settings": {s.model: s.as_dict()},
