@@ -15,6 +15,7 @@ import os
 from benchmarks.environment import cpu_name
 from benchmarks.registry import ModelSpec, import_object
 from benchmarks.settings import Settings
+from mnist_common.processes import World
 
 #: ``--device``: the framework's default (a GPU when it sees one), the CPU, or a GPU (an error without one).
 DEVICES = ("auto", "cpu", "gpu")
@@ -39,11 +40,12 @@ def _versions(*packages: str) -> dict:
 
 
 class JaxBackend:
-    """JAX on ``device`` (``auto``: its default backend; ``cpu``; ``gpu``), with the XLA CPU flags."""
+    """JAX on ``device`` (``auto``: its default backend; ``cpu``; ``gpu``), with the XLA CPU flags; one of
+    ``world.size`` processes (``jax_impl.parallel.initialize``)."""
 
     name, label = "jax", "JAX/Flax"
 
-    def __init__(self, device: str = "auto"):
+    def __init__(self, device: str = "auto", world: World = World()):
         from jax_impl import xla_cpu
 
         self.xla_cpu_flags = xla_cpu.apply()  # before JAX starts its CPU backend
@@ -51,10 +53,11 @@ class JaxBackend:
         import jax
         from flax import nnx
 
-        from jax_impl import train
+        from jax_impl import parallel, train
 
         if device == "cpu":
             jax.config.update("jax_platforms", "cpu")  # before the first computation starts a backend
+        parallel.initialize(world)  # likewise
         self.jax, self.nnx, self.train = jax, nnx, train
         if device == "gpu" and not self.has_gpu():
             raise DeviceError(f"--device gpu: JAX sees no GPU (its devices: {self.jax.default_backend()})")
@@ -77,6 +80,7 @@ class JaxBackend:
             "versions": _versions("jax", "jaxlib", "flax", "optax"),
             "device": self.device(),
             "device_count": self.jax.device_count(),
+            "processes": self.jax.process_count(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "xla_cpu_flags_applied": self.xla_cpu_flags,
             "threefry_partitionable": bool(self.jax.config.jax_threefry_partitionable),
@@ -130,11 +134,12 @@ class TorchBackend:
     frameworks do the same arithmetic: float32 matrix products and convolutions in TF32
     (JAX's default precision on NVIDIA GPUs; PyTorch's default keeps matmuls in full
     float32), and convolution algorithms chosen by timing (``cudnn.benchmark``, as XLA
-    autotunes at compile time). Both choices are recorded in the environment."""
+    autotunes at compile time). Both choices are recorded in the environment. One of
+    ``world.size`` processes (``torch_ref.parallel.initialize``), on GPU ``LOCAL_RANK``'s."""
 
     name, label = "torch", "PyTorch"
 
-    def __init__(self, device: str = "auto"):
+    def __init__(self, device: str = "auto", world: World = World()):
         import torch
 
         from torch_ref import train
@@ -145,6 +150,12 @@ class TorchBackend:
             if not torch.cuda.is_available():
                 raise DeviceError("--device gpu: PyTorch sees no CUDA GPU")
             self._device = torch.device("cuda")
+        if self._device.type == "cuda" and world.size > 1:  # one GPU per process
+            self._device = torch.device("cuda", world.local_rank % torch.cuda.device_count())
+        from torch_ref import parallel
+
+        parallel.initialize(world, self._device)
+        self.world = world
         if self._device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -167,6 +178,7 @@ class TorchBackend:
             "versions": _versions("torch", "torchvision"),
             "device": self.device(),
             "threads": self.torch.get_num_threads(),
+            "processes": self.world.size,
             "cuda": self.torch.version.cuda,
             "float32_matmul_precision": self.torch.get_float32_matmul_precision(),
             "cudnn_allow_tf32": bool(self.torch.backends.cudnn.allow_tf32),

@@ -30,13 +30,14 @@ class ModelSpec:
     finetune: bool = False
     torch_task: str | None = None  # "module:OBJECT", a torch_ref.train.Task; None: classification
     convnet: bool = False  # convolutions all the way: channels-last memory format applies
+    processes: bool = False  # trains data-parallel over several processes (--processes N, torchrun, SLURM)
 
 
 MODELS: dict[str, ModelSpec] = {
     "cnn": ModelSpec("jax_impl.models:CNN", "torch_ref.models:CNN", CNN_PRESETS, "2 conv + 2 dense layers, dropout",
-                     convnet=True),
+                     convnet=True, processes=True),
     "vit": ModelSpec("jax_impl.models:ViT", "torch_ref.models:ViT", VIT_PRESETS, "Vision Transformer from scratch",
-                     variants=("tiny/7", "tiny/4", "small/4")),
+                     variants=("tiny/7", "tiny/4", "small/4"), processes=True),
     "vgg16": ModelSpec(None, "torch_ref.finetune:vgg16", VGG16_PRESETS, "torchvision VGG16, fine-tuned",
                        finetune=True, convnet=True),
     "alexnet": ModelSpec(None, "torch_ref.finetune:alexnet", ALEXNET_PRESETS, "torchvision AlexNet, fine-tuned",

@@ -7,14 +7,21 @@ draw the same epoch orders and shifts from the seed. After every finished run
 ``OUT/results.json`` and the report files are rewritten atomically, so a
 failure later never loses a finished run.
 
+With ``--processes N`` it checks the command, then starts N workers of
+itself (``benchmarks.launch``) that train each run data-parallel over the
+processes (JAX's distributed runtime, PyTorch DDP); launched by torchrun or
+SLURM it is one such worker. Process 0 prints and writes; the others train.
+
 User mistakes (bad flags, bad data) print one line and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -27,6 +34,7 @@ from benchmarks.backends import BACKENDS, DEVICES, FRAMEWORKS, DeviceError, Mode
 from benchmarks.data import DATA_SOURCES, DataError, load_mnist, train_val_split
 from benchmarks.environment import data_environment, host_environment
 from benchmarks.experiment import evaluate_exported, run_one
+from benchmarks.launch import LaunchError, choose_port, launch, visible_gpus
 from benchmarks.malloc import keep_large_buffers
 from benchmarks.presets import PRESET_NAMES, presets_table
 from benchmarks.registry import MODELS, parse_models
@@ -39,6 +47,7 @@ from mnist_common.checkpointing import CheckpointError, Checkpointing
 from mnist_common.config import KERNELS, OPTIMIZERS, PRECISIONS, TORCH_COMPILE_MODES, ConfigError
 from mnist_common.export import ExportError, read_config
 from mnist_common.interrupt import STOP, StopRequested, handling_signals
+from mnist_common.processes import ProcessesError, World, world_from_environment
 from mnist_common.progress import epoch_line
 from mnist_common.schedules import SCHEDULES
 
@@ -113,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="computation precision, both frameworks: bfloat16 computes in bfloat16 with float32 "
                    "parameters and optimizer state (Flax dtype, PyTorch autocast); a list runs each "
                    f"{_PRESET}")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="train each run data-parallel over N worker processes on this machine (JAX's distributed "
+                   "runtime, PyTorch DDP; CPU cores shared out as threads, or one GPU each); the global batch is "
+                   "--batch-size; multi-host runs: docs/runner.md (default: 1)")
+    p.add_argument("--port", type=int, default=None, metavar="PORT",
+                   help="with --processes: the port process 0 listens on (JAX's coordinator takes PORT + 1) "
+                   "(default: a free one)")
+    p.add_argument("--pin-cores", action="store_true",
+                   help="with --processes on a CPU: bind each worker to its own share of the cores (measured slower "
+                   "for JAX, see docs/performance.md) (default: off)")
     p.add_argument("--steps-per-call", type=int, default=None, metavar="N",
                    help="JAX: N training steps per compiled call (a lax.fori_loop: the same updates, fewer "
                    "dispatches, for GPUs); PyTorch ignores it (default: 1)")
@@ -262,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         return _main(argv)
-    except (UsageError, DataError, ModelBuildError, DeviceError, CheckpointError, ExportError) as err:
+    except (UsageError, DataError, ModelBuildError, DeviceError, CheckpointError, ExportError, ProcessesError,
+            LaunchError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except FloatingPointError as err:
@@ -273,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _plan(args, frameworks: list[str]) -> list[tuple[str, list[str]]]:
-    """(model, frameworks that implement it) for every model asked for."""
+def _plan(args, frameworks: list[str], *, quiet: bool = False) -> list[tuple[str, list[str]]]:
+    """(model, frameworks that implement it) for every model asked for; ``quiet``: no note on what is skipped
+    (a process that does not speak for the run)."""
     try:
         names = parse_models(args.model)
     except ValueError as err:
@@ -291,7 +312,8 @@ def _plan(args, frameworks: list[str]) -> list[tuple[str, list[str]]]:
         if fws:
             plan.append((name, fws))
         else:
-            print(f"note: skipping {name}: no {' or '.join(missing)} implementation", file=sys.stderr)
+            if not quiet:
+                print(f"note: skipping {name}: no {' or '.join(missing)} implementation", file=sys.stderr)
     return plan
 
 
@@ -336,21 +358,27 @@ def _main(argv: list[str]) -> int:
         raise UsageError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {args.checkpoint_every}")
     if args.resume and args.overwrite:
         raise UsageError("--resume continues what --out holds and --overwrite replaces it: give one")
+    world = _world(args)
     if args.test_only or args.model_dir is not None:
+        if args.processes > 1 or world.size > 1:
+            raise UsageError("--processes does not apply to --test-only (testing runs in one process)")
         return run_test_only(args, argv)
+    launching = args.processes > 1 and world.size == 1
+    if world.size > 1:
+        _silence_workers(args, world)
     # before any framework allocates, so the same for both (see benchmarks.malloc)
     malloc = keep_large_buffers() if args.malloc == "tuned" else {}
     frameworks = parse_frameworks(args.framework)
     seeds = parse_seeds(args)
-    plan = _plan(args, frameworks)
+    plan = _plan(args, frameworks, quiet=launching or not world.main)
     strict = len(plan) == 1
     if args.data_source not in DATA_SOURCES:
         raise UsageError(f"unknown data source {args.data_source!r} (choose from {', '.join(DATA_SOURCES)})")
     for name, _ in plan:  # reject bad values before any work
-        resolve_settings(args, name, args.preset or "cpu", strict)
+        _check_processes(args, name, resolve_settings(args, name, args.preset or "cpu", strict), world)
     try:
-        out_dir = outputs.choose(args.out, resume=args.resume, overwrite=args.overwrite,
-                                 checkpoints=args.checkpoint_dir)
+        out_dir = (outputs.choose(args.out, resume=args.resume, overwrite=args.overwrite,
+                                  checkpoints=args.checkpoint_dir) if world.main else Path(args.out))
         previous = outputs.previous_results(out_dir) if args.resume else None
     except outputs.OutputError as err:
         raise UsageError(str(err)) from None
@@ -360,37 +388,46 @@ def _main(argv: list[str]) -> int:
         raise UsageError("--checkpoint-dir must name a folder, got an empty path")
 
     data = load_mnist(args.data_dir, args.data_source)
+    if launching:  # the workers do the rest: check what needs no framework, then start them
+        use_gpus = args.device == "gpu" or (args.device == "auto" and bool(visible_gpus()))
+        preset = args.preset or ("full" if use_gpus else "cpu")
+        for name, fws in plan:
+            s = resolve_settings(args, name, preset, strict)
+            _check_processes(args, name, s, world)
+            _check_split(s, data)
+        port = choose_port(args.port)
+        if use_gpus and len(visible_gpus()) < args.processes:
+            raise UsageError(f"--processes {args.processes}: one GPU per process, and {len(visible_gpus())} are "
+                             "visible (--device cpu divides the CPU cores instead)")
+        out_dir = _create_output(args, out_dir)
+        again = [] if args.out is not None else ["--out", str(out_dir)]  # every worker writes to the same folder
+        return launch([sys.executable, "-m", "benchmarks.run", *argv, *again], args.processes, port=port,
+                      use_gpus=use_gpus, pin=args.pin_cores)
     needed = [fw for fw in FRAMEWORKS if any(fw in fws for _, fws in plan)]
-    backends = {fw: BACKENDS[fw](args.device) for fw in needed}  # imports each framework lazily
+    backends = {fw: BACKENDS[fw](args.device, world) for fw in needed}  # imports each framework lazily
     devices = _devices(args, backends)
     has_gpu = any(b.has_gpu() for b in backends.values())
     preset = args.preset or ("full" if has_gpu else "cpu")
     settings, fws_of = {}, dict(plan)
     for name, _ in plan:
         s = resolve_settings(args, name, preset, strict).replace(devices=devices)
-        try:
-            split = train_val_split(len(data.train_labels), val_size=s.val_size, train_size=s.train_size)
-        except ValueError as err:
-            raise UsageError(str(err)) from None
-        if len(split.train) < s.batch_size:
-            raise UsageError(f"--batch-size {s.batch_size} is larger than the {len(split.train)} training images")
+        _check_processes(args, name, s, world)
+        _check_split(s, data)
         for fw in fws_of[name]:
             modes(args, s, fw)  # every combination checked before any training
         if MODELS[name].finetune:
             backends["torch"].check_weights(name, s.variant, s.weights)
         settings[name] = s
-    try:
-        out_dir = outputs.create(out_dir, fresh=args.out is None and not args.resume)
-    except outputs.OutputError as err:
-        raise UsageError(str(err)) from None
-    outputs.point_latest(out_dir)
+    if world.main:
+        out_dir = _create_output(args, out_dir)
     checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else out_dir / "checkpoints"
 
     results = {
         "command": "python -m benchmarks.run " + shlex.join(a for a in argv if a not in ("--resume", "--overwrite")),
         "settings": {name: s.as_dict() | {"seeds": seeds} for name, s in settings.items()},
         "environment": {
-            "host": host_environment() | {"malloc": malloc},
+            "host": host_environment() | {"malloc": malloc, "processes": world.size,
+                                          "cpu_cores_per_process": _cores()},
             "data": data_environment(data),
             "frameworks": {fw: b.environment() for fw, b in backends.items()},
         },
@@ -401,12 +438,12 @@ def _main(argv: list[str]) -> int:
         raise UsageError(f"--resume: {out_dir} holds results of another command ({previous.get('command')}); "
                          "resume with that command")
     finished = {run["run"]: run for run in (previous or {}).get("runs", []) if "run" in run}
-    history = HistoryLog(out_dir / "history.jsonl", append=args.resume)
-    try:
-        with handling_signals():
+    history = HistoryLog(out_dir / "history.jsonl", append=args.resume) if world.main else _NoHistory()
+    try:  # a signal stops one process at a step boundary; several processes are stopped by their launcher
+        with handling_signals() if world.size == 1 else contextlib.nullcontext():
             for name, fws in plan:
                 _train_model(args, name, fws, settings[name], seeds, preset, data, backends, results, finished,
-                             history, out_dir, checkpoints)
+                             history, out_dir, checkpoints, world)
     except StopRequested as err:
         write_results(out_dir, results)
         again = [a for a in argv if a not in ("--resume", "--overwrite")]
@@ -418,6 +455,8 @@ def _main(argv: list[str]) -> int:
               f"{resume}", file=sys.stderr)
         return err.exit_code
 
+    if not world.main:
+        return 0
     print(results_table(results["runs"]))
     if len(seeds) > 1:
         print()
@@ -426,6 +465,78 @@ def _main(argv: list[str]) -> int:
         print(line)
     print(f"wrote results.json, history.jsonl, results.md, results.csv, report.md and plots in {out_dir}")
     return 0
+
+
+def _world(args) -> World:
+    """This process's place in a multi-process run (one process unless launched as a worker), flags checked."""
+    world = world_from_environment()
+    if args.processes < 1:
+        raise UsageError(f"--processes must be at least 1, got {args.processes}")
+    if world.size > 1 and args.processes not in (1, world.size):
+        raise UsageError(f"--processes {args.processes}: this is already process {world.rank} of {world.size} "
+                         "(launched by torchrun, SLURM or benchmarks.launch)")
+    if args.port is not None and args.processes == 1:
+        raise UsageError("--port applies to --processes N (N > 1)")
+    if args.pin_cores and args.processes == 1:
+        raise UsageError("--pin-cores applies to --processes N (N > 1)")
+    if world.size > 1 and args.out is None:
+        raise UsageError("a multi-process run needs --out DIR, the same folder for every process")
+    return world
+
+
+def _silence_workers(args, world: World) -> None:
+    """One voice: every process but 0 trains without a bar or lines (its errors still show)."""
+    if not world.main:
+        args.quiet = args.no_progress = True
+
+
+def _say(world: World, text: str) -> None:
+    """A line on stderr, from process 0 only."""
+    if world.main:
+        print(text, file=sys.stderr)
+
+
+def _check_processes(args, name: str, s: settings_lib.Settings, world: World) -> None:
+    """UsageError when ``name`` cannot train over the processes asked for."""
+    processes = world.size if world.size > 1 else args.processes
+    if processes == 1:
+        return
+    if not MODELS[name].processes:
+        supported = ", ".join(n for n, spec in MODELS.items() if spec.processes)
+        raise UsageError(f"--processes: {name} trains in one process only (multi-process: {supported})")
+    if s.batch_size % processes:
+        raise UsageError(f"--batch-size {s.batch_size} does not split over {processes} processes: give a multiple "
+                         f"of {processes}")
+
+
+def _check_split(s: settings_lib.Settings, data) -> None:
+    try:
+        split = train_val_split(len(data.train_labels), val_size=s.val_size, train_size=s.train_size)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if len(split.train) < s.batch_size:
+        raise UsageError(f"--batch-size {s.batch_size} is larger than the {len(split.train)} training images")
+
+
+def _create_output(args, out_dir: Path) -> Path:
+    """The results folder, created (see ``benchmarks.outputs.create``), with results/latest pointing at it."""
+    try:
+        out_dir = outputs.create(out_dir, fresh=args.out is None and not args.resume)
+    except outputs.OutputError as err:
+        raise UsageError(str(err)) from None
+    outputs.point_latest(out_dir)
+    return out_dir
+
+
+def _cores() -> int | None:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+class _NoHistory:
+    """history.jsonl as a process other than 0 keeps it: not at all."""
+
+    def write(self, record: dict) -> None:
+        pass
 
 
 def run_test_only(args, argv: list[str]) -> int:
@@ -465,15 +576,17 @@ def run_test_only(args, argv: list[str]) -> int:
 
 
 def _train_model(args, name, fws, s, seeds, preset, data, backends, results, finished, history, out_dir,
-                 checkpoints) -> None:
-    """Every seed, framework and mode of one model: train, test, export, record; finished runs are kept."""
+                 checkpoints, world: World) -> None:
+    """Every seed, framework and mode of one model: train, test, export, record; finished runs are kept.
+    Process 0 writes and speaks for all."""
     spec = MODELS[name]
     extra = f" | {s.image_size} px | weights {s.weights}" if spec.finetune else ""
     train = s.train_size or len(data.train_labels) - s.val_size
-    print(f"{name}{' ' + s.variant if s.variant else ''} | preset {preset} | {s.optimizer} lr {s.lr} | "
-          f"{s.epochs} epochs | batch {s.batch_size} | {train} train / {s.val_size} val images{extra} | "
-          f"seeds {','.join(map(str, seeds))} | data {data.source} ({data.location})", file=sys.stderr)
-    save_model = args.save_model if args.save_model is not None else not spec.finetune
+    across = f" | {world.size} processes" if world.size > 1 else ""
+    _say(world, f"{name}{' ' + s.variant if s.variant else ''} | preset {preset} | {s.optimizer} lr {s.lr} | "
+         f"{s.epochs} epochs | batch {s.batch_size}{across} | {train} train / {s.val_size} val images{extra} | "
+         f"seeds {','.join(map(str, seeds))} | data {data.source} ({data.location})")
+    save_model = (args.save_model if args.save_model is not None else not spec.finetune) and world.main
     for seed in seeds:
         for fw in fws:
             backend = backends[fw]
@@ -485,10 +598,9 @@ def _train_model(args, name, fws, s, seeds, preset, data, backends, results, fin
                 key = outputs.run_name(name, fw, mode, seed, with_mode=len(per_fw) > 1)
                 if key in finished:
                     results["runs"].append(finished[key])
-                    print(f"[{backend.label}] {key}: finished before, kept", file=sys.stderr)
+                    _say(world, f"[{backend.label}] {key}: finished before, kept")
                     continue
-                print(f"[{backend.label}] training {name} ({mode}), seed {seed}, on {backend.device()}",
-                      file=sys.stderr)
+                _say(world, f"[{backend.label}] training {name} ({mode}), seed {seed}, on {backend.device()}")
                 checkpointing = Checkpointing(checkpoints / key, every=args.checkpoint_every, resume=args.resume,
                                               identity={"framework": fw, **run_settings.as_dict()}) \
                     if args.checkpoint_every else None
@@ -498,12 +610,13 @@ def _train_model(args, name, fws, s, seeds, preset, data, backends, results, fin
                 run["run"] = key
                 results["runs"].append(run)
                 results["throughput_ratios"] = throughput_ratios(results["runs"])
-                write_results(out_dir, results)
-                print(f"[{backend.label}] {name} ({run['mode']}) seed {seed}: test accuracy "
-                      f"{run['test_accuracy']:.2%}, macro-F1 {run['test_macro_f1']:.4f}, {run['train_time_s']:.1f} "
-                      f"s training on {run['devices']} device(s); weights {run['weights']}", file=sys.stderr)
+                if world.main:
+                    write_results(out_dir, results)
+                _say(world, f"[{backend.label}] {name} ({run['mode']}) seed {seed}: test accuracy "
+                     f"{run['test_accuracy']:.2%}, macro-F1 {run['test_macro_f1']:.4f}, {run['train_time_s']:.1f} s "
+                     f"training on {run['devices']} device(s); weights {run['weights']}")
                 for warning in run["warnings"]:
-                    print(f"[{backend.label}] warning: {name} seed {seed}: {warning}", file=sys.stderr)
+                    _say(world, f"[{backend.label}] warning: {name} seed {seed}: {warning}")
 
 
 if __name__ == "__main__":

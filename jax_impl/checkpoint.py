@@ -5,7 +5,8 @@ both: parameters, optimizer moments and counts, and the dropout streams' keys
 and counters) as arrays, plus the run's identity and
 :class:`~mnist_common.checkpointing.Progress` as JSON. Orbax writes each into a
 temporary folder and renames it when complete, so a kill during a save leaves
-the previous checkpoints whole; it keeps the last ``keep``.
+the previous checkpoints whole; it keeps the last ``keep``. In a multi-process
+run every process calls :meth:`save` and :meth:`restore`; Orbax has process 0 write.
 """
 
 from __future__ import annotations
@@ -40,8 +41,13 @@ class Checkpointer:
         import orbax.checkpoint as ocp
 
         self.ocp, self.plan = ocp, plan
-        start_over(plan.directory, plan.resume)
-        plan.directory.mkdir(parents=True, exist_ok=True)
+        if jax.process_index() == 0:  # one process prepares the folder; with several, the others wait for it
+            start_over(plan.directory, plan.resume)
+            plan.directory.mkdir(parents=True, exist_ok=True)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"checkpoint folder {plan.directory}")
         self.manager = ocp.CheckpointManager(
             plan.directory.absolute(),
             options=ocp.CheckpointManagerOptions(max_to_keep=plan.keep, enable_async_checkpointing=False,

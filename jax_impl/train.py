@@ -37,7 +37,7 @@ from jax.sharding import PartitionSpec as P
 
 from jax_impl.augment import shift_images
 from jax_impl.optim import make_optimizer
-from jax_impl.parallel import batch_mesh
+from jax_impl.parallel import batch_mesh, place
 from mnist_common import BACKGROUND, EpochStats, FitResult, TrainConfig, normalize, training_tables
 from mnist_common.checkpointing import Checkpointing, Progress
 from mnist_common.interrupt import STOP
@@ -229,7 +229,9 @@ def fit(
     the model is built); the loss is computed in float32 either way.
     ``optimizer``: an optax transformation used as it is, instead of the one the
     config names (its learning rate is then not recorded). With several local
-    devices each batch is split over them (``config.devices`` caps how many).
+    devices each batch is split over them (``config.devices`` caps how many); in a
+    multi-process run (``jax_impl.parallel.initialize``) over every process's devices,
+    each process placing only its rows, and every process must call ``fit`` alike.
     ``on_epoch`` is called with each epoch's :class:`~mnist_common.EpochStats` as it ends
     (by default, with ``progress``, one line is printed). ``checkpointing`` keeps Orbax
     checkpoints (``jax_impl.checkpoint``) and, with ``resume``, continues from the newest.
@@ -269,9 +271,8 @@ def fit(
     single = jax.local_devices()[0]  # validation runs on one device
 
     def placed(tree, where):
-        """``tree`` on ``where``. Through the host when sharded: a device-to-device resharding is a
-        cross-device collective, which deadlocked on XLA CPU when measured (2 virtual devices, 2 cores)."""
-        return jax.device_put(jax.device_get(tree) if mesh else tree, where)
+        """``tree`` on ``where``: with a mesh through the host (``jax_impl.parallel.place``)."""
+        return place(tree, where) if mesh else jax.device_put(tree, where)
 
     checkpointer, done_before = None, Progress()
     if checkpointing is not None:
@@ -282,8 +283,8 @@ def fit(
         if restored is not None:
             state, done_before = restored
     state = placed(state, replicated)
-    x_train = jax.device_put(normalize(images), replicated)  # on the device(s) once, [N, 28, 28, 1]
-    y_train = jax.device_put(np.asarray(labels, np.int32), replicated)
+    x_train = placed(normalize(images), replicated)  # on the device(s) once, [N, 28, 28, 1]
+    y_train = placed(np.asarray(labels, np.int32), replicated)
     evaluator = (_Evaluator(model, val_images, val_labels, config.eval_batch_size)
                  if val_images is not None else None)
 
@@ -293,11 +294,11 @@ def fit(
             shift = np.zeros((steps, batch_size, 2), np.int8)
         else:
             shift = shifts[epoch, : steps * batch_size].reshape(steps, batch_size, 2).astype(np.int8)
-        return jax.device_put(order, by_batch), jax.device_put(shift, by_batch)
+        return placed(order, by_batch), placed(shift, by_batch)
 
     def loss_start(value: float = 0.0):
         """The epoch's running loss sum, on the device(s): 0, or what a resumed epoch's steps summed to."""
-        return jax.device_put(np.asarray(value, np.float32), replicated)
+        return placed(np.asarray(value, np.float32), replicated)
 
     args = (state, loss_start(), x_train, y_train, *epoch_tables(0), np.int32(0))
     t0 = time.perf_counter()
@@ -360,6 +361,7 @@ def fit(
         batch_size=batch_size,
         steps_per_call=per_call,
         devices=mesh.size if mesh else 1,
+        processes=jax.process_count(),
         # XLA's own count of the compiled step's floating-point operations, per training image
         train_flops_per_image=flops / (batch_size / (mesh.size if mesh else 1)) if flops else None,
     )

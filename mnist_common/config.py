@@ -146,7 +146,8 @@ class FitResult:
     steps_per_epoch: int
     batch_size: int
     steps_per_call: int = 1
-    devices: int = 1
+    devices: int = 1  # devices sharing each batch, over every process
+    processes: int = 1  # processes of a multi-process run (benchmarks.launch, torchrun, SLURM)
     train_flops_per_image: float | None = None  # XLA's count of the compiled step, where it is complete
     recompilations: int = 0  # compilations after warm-up (compiled PyTorch)
 

@@ -34,8 +34,9 @@ from torch import nn
 from mnist_common import BACKGROUND, EpochStats, FitResult, TrainConfig, normalize, training_tables
 from mnist_common.checkpointing import Checkpointing, Progress
 from mnist_common.interrupt import STOP
+from mnist_common.processes import World
 from mnist_common.progress import EpochProgress, print_epoch
-from torch_ref import compiled
+from torch_ref import compiled, parallel
 from torch_ref.augment import shift_images
 from torch_ref.optim import make_optimizer
 
@@ -182,7 +183,8 @@ class WarmUp:
 def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], data: tuple, order: torch.Tensor,
                 shift: torch.Tensor | None, *, max_shift: int, channels_last: bool, progress: EpochProgress,
                 warm_up: bool = False, compiled_step: bool = False, start: int = 0,
-                loss_sum: float = 0.0) -> tuple[torch.Tensor, WarmUp | None, int]:
+                loss_sum: float = 0.0, across: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                ) -> tuple[torch.Tensor, WarmUp | None, int]:
     """One epoch of ``step(x, y)`` (:func:`train_step` bound to its model) on the batches ``start ..`` of ``order``.
 
     ``order`` is ``[steps, B]``, ``shift`` ``[steps, B, 2]`` (or None); ``data`` the
@@ -190,8 +192,10 @@ def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], data
     summed to. With ``warm_up`` the first steps are timed one by one, synchronised (a
     :class:`WarmUp`): the first only, or with ``compiled_step`` every step until one
     compiles nothing new. Stops early, at a step boundary, when a signal asks
-    (``mnist_common.interrupt.STOP``). Returns the loss summed over the epoch (on the
-    device), the warm-up (None without ``warm_up``) and the steps done.
+    (``mnist_common.interrupt.STOP``). ``across`` (several processes) turns this process's
+    loss sum into the mean over the processes before it is shown. Returns this
+    process's loss summed over the epoch (on the device), the warm-up (None without
+    ``warm_up``) and the steps done.
     """
     x_train, y_train = data
     device = x_train.device
@@ -219,7 +223,8 @@ def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], data
                 warm = WarmUp(first_step_s, compiling_s, now)
         done = i + 1
         if progress.due(i, done):
-            progress.log(done, loss_sum.item())  # a host sync, every log_every steps only
+            shown = loss_sum if across is None else across(loss_sum)
+            progress.log(done, shown.item())  # a host sync, every log_every steps only
         if STOP.signum is not None:
             break
     if warm_up and warm is None:  # every step of the epoch compiled something (or it stopped at once)
@@ -257,7 +262,10 @@ def fit(
     ``config.channels_last``: the model and batches in channels-last memory format.
     ``on_epoch`` is called with each epoch's stats as it ends (by default, with
     ``progress``, one line is printed). ``checkpointing`` keeps checkpoints
-    (``torch_ref.checkpoint``) and, with ``resume``, continues from the newest. Raises
+    (``torch_ref.checkpoint``) and, with ``resume``, continues from the newest. In a
+    process group (``torch_ref.parallel.initialize``) the model trains as a DDP replica
+    on this process's rows of each batch, losses are averaged over the processes, only
+    process 0 writes checkpoints and every process restores them. Raises
     FloatingPointError when the running loss stops being finite, and ``StopRequested``
     (after a checkpoint) when a signal asked to stop.
     """
@@ -271,6 +279,8 @@ def fit(
         raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
     device = _model_device(model)
     mode = config.torch_compile
+    processes, rank = parallel.world()
+    rows = World(processes, rank).share(batch_size)  # this process's rows of each global batch
     total_steps = config.epochs * steps
     if optimizer is None:
         opt, sched = make_optimizer(
@@ -284,7 +294,8 @@ def fit(
         lr_at = lambda step: float(opt.param_groups[0]["lr"])  # noqa: E731
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
-    loss_fn = compiled.loss_function(model, task, label_smoothing=config.label_smoothing,
+    trained = parallel.replicate(model) if processes > 1 else model
+    loss_fn = compiled.loss_function(trained, task, label_smoothing=config.label_smoothing,
                                      precision=config.precision, mode=mode)
     opt_step = compiled.optimizer_step(opt, mode=mode)
 
@@ -305,28 +316,37 @@ def fit(
             compile_time += time.perf_counter() - t0
 
     checkpointer, done_before = None, Progress()
-    if checkpointing is not None:
+    if checkpointing is not None and (rank == 0 or checkpointing.resume):  # process 0 writes, all restore
         from torch_ref.checkpoint import Checkpointer
 
         checkpointer = Checkpointer(checkpointing)
         if checkpointing.resume:
             done_before = checkpointer.restore(model, opt, sched) or done_before
+        if rank:
+            checkpointer = None
+    across = parallel.mean if processes > 1 else None
     history, warm = [EpochStats(**h) for h in done_before.history], None
     model.train()
     for epoch in range(done_before.epoch, config.epochs):
         start = done_before.step if epoch == done_before.epoch else 0
+        if rank:  # a dropout stream of its own per process and epoch (process 0's is in its checkpoints)
+            torch.manual_seed(int(np.random.SeedSequence([config.seed, rank, epoch]).generate_state(1)[0]))
         # order [steps, B] and shifts [steps, B, 2]: one transfer per epoch
-        order = torch.from_numpy(orders[epoch, : steps * batch_size].reshape(steps, batch_size)).to(device)
+        order = orders[epoch, : steps * batch_size].reshape(steps, batch_size)[:, rows]  # [steps, B / processes]
+        order = torch.from_numpy(np.ascontiguousarray(order)).to(device)
         shift = None
         if shifts is not None:
-            shift = torch.from_numpy(shifts[epoch, : steps * batch_size].reshape(steps, batch_size, 2)).to(device)
+            shift = shifts[epoch, : steps * batch_size].reshape(steps, batch_size, 2)[:, rows]
+            shift = torch.from_numpy(np.ascontiguousarray(shift)).to(device)
         bar = EpochProgress("torch", epoch, config.epochs, steps, batch_size, enabled=progress, log_every=log_every)
         synchronize(device)
         t_epoch = time.perf_counter()
         loss_sum, epoch_warm, done = train_epoch(
             step, (x_train, y_train), order, shift, max_shift=max_shift, channels_last=config.channels_last,
             progress=bar, warm_up=epoch == done_before.epoch, compiled_step=mode != "none", start=start,
-            loss_sum=done_before.loss_sum if start else 0.0)
+            loss_sum=done_before.loss_sum if start else 0.0, across=across)
+        if across is not None:
+            loss_sum = across(loss_sum)
         synchronize(device)
         epoch_time = time.perf_counter() - t_epoch + (done_before.epoch_time_s if start else 0.0)
         bar.close()
@@ -357,5 +377,5 @@ def fit(
     warm = warm or WarmUp(0.0, 0.0, 0)  # (a resumed run that had nothing left to train)
     return FitResult(history=history, train_time_s=sum(h.epoch_time_s for h in history),
                      compile_time_s=compile_time + warm.compiling_s, warmup_time_s=warm.first_step_s,
-                     steps_per_epoch=steps, batch_size=batch_size,
+                     steps_per_epoch=steps, batch_size=batch_size, devices=processes, processes=processes,
                      recompilations=(compiled.compilations() - warm.compilations) if mode != "none" else 0)

@@ -2,8 +2,10 @@
 
 One folder: its report files are rendered again from ``results.json`` (a
 folder of report folders: each of them); with ``--readme FILE`` its block in
-FILE is rewritten (a parity folder, with ``summary.md``, works too). Two
-folders: A and B side by side. User mistakes print one line and exit 2.
+FILE is rewritten (a parity folder, with ``summary.md``, works too). With
+``--scaling``, a folder of report folders at several process counts gets its
+scaling table as ``summary.md``. Two folders: A and B side by side. User
+mistakes print one line and exit 2.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from benchmarks.report import blocks
 from benchmarks.report.compare import compare, load_collection
 from benchmarks.report.files import ReportError, atomic_write, load_results, render
+from benchmarks.report.scaling import scaling_summary
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--readme", metavar="FILE", help="with one folder: rewrite its generated block in FILE "
                         "(README.md or a docs/ page) between its results markers; a parity folder (parity.run's "
                         "summary.md) works too (default: no file touched)")
+    parser.add_argument("--scaling", action="store_true", help="with one folder of report folders (one run at each "
+                        "process count): write its scaling table to FOLDER/summary.md (default: off)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots (default: drawn)")
     return parser
 
@@ -65,6 +70,16 @@ def _main(argv: list[str] | None) -> int:
             atomic_write(Path(args.out), text)
         return 0
     (folder,) = folders
+    if args.scaling:
+        named = load_collection(folder)
+        if len(named) < 2:
+            raise ReportError(f"--scaling: {folder} needs two or more report folders (one per process count)")
+        text = scaling_summary(named)
+        atomic_write(folder / "summary.md", text)
+        print(text)
+        if args.readme:
+            _update_block(args.readme, text, folder)
+        return 0
     has_results = (folder / "results.json").is_file()
     if args.readme and not has_results and (folder / "summary.md").is_file():  # a parity folder
         _update_block(args.readme, (folder / "summary.md").read_text(), folder)

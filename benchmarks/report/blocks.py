@@ -2,7 +2,7 @@
 
 A block starts with ``<!-- results:begin FOLDER ... -->`` and ends with
 ``<!-- results:end FOLDER -->``; everything between them is replaced, nothing
-outside is touched. FOLDER is a study (its summary), a parity folder (its
+outside is touched. FOLDER is a study (its summary), a parity folder or a scaling study (its
 ``summary.md``) or a collection of report folders (time to accuracy, then
 each folder's summary).
 """
@@ -60,8 +60,9 @@ def block(content: dict | str | list, folder: str, target: str = "README.md") ->
     if isinstance(content, list):
         body = [f"Generated from the report folders under [`{folder}`]({link}) (each has its report.md and "
                 "plots).", "", *collection_block(content, link)]
-    elif isinstance(content, str):
-        body = [f"Generated from [`{folder}`]({link}/parity.md).", "", content.rstrip("\n")]
+    elif isinstance(content, str):  # a parity report, or a scaling study's table: its summary.md
+        page = "parity.md" if (Path(folder) / "parity.md").is_file() else "summary.md"
+        body = [f"Generated from [`{folder}`]({link}/{page}).", "", content.rstrip("\n")]
     else:
         body = [f"Generated from [`{folder}/report.md`]({link}/report.md), made by:", "", *study_block(content)]
     return "\n".join([begin, *body, end])

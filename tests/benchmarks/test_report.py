@@ -284,3 +284,23 @@ def test_ratios_name_each_framework_at_its_best_in_float32_too_when_bfloat16_won
     assert [line.split(":")[0] for line in lines] == ["cnn, each at its best", "cnn, each at its best in float32",
                                                       "cnn, out of the box"]
     assert "0.50x" in lines[0] and "1.07x" in lines[1] and "0.54x" in lines[2]
+
+
+def test_scaling_table_measures_speedup_and_efficiency_against_the_fewest_cores(tmp_path, results):
+    settings = {"1-core": (1, 1, 1000.0), "2-cores": (1, 2, 1600.0), "2-processes": (2, 2, 1200.0)}
+    for name, (processes, cores_each, ips) in settings.items():
+        r = copy.deepcopy(results)
+        r["runs"] = [run for run in r["runs"] if run["model"] == "cnn" and run["framework"] == "jax"][:1]
+        r["runs"][0] |= {"images_per_s": ips, "processes": processes, "mode": "tuned"}
+        r["environment"]["host"] |= {"processes": processes, "cpu_cores_per_process": cores_each}
+        (tmp_path / name).mkdir()
+        files.write_results(tmp_path / name, r, plots=False)
+    proc = run_cli(str(tmp_path), "--scaling", module="benchmarks.report")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split("|")[4].strip(): [c.strip() for c in line.split("|")[5:10]]
+            for line in (tmp_path / "summary.md").read_text().splitlines() if "| cnn" in line}
+    assert rows["1-core"] == ["1", "1", "1000", "1.00x", "100%"]
+    assert rows["2-cores"] == ["1", "2", "1600", "1.60x", "80%"]
+    assert rows["2-processes"] == ["2", "2", "1200", "1.20x", "60%"]  # two processes sharing 2 cores: 2 cores
+    assert_one_line_error(run_cli(str(tmp_path / "1-core"), "--scaling", module="benchmarks.report"),
+                          "needs two or more report folders")
