@@ -13,7 +13,7 @@ import importlib.metadata as md
 import os
 
 from benchmarks.environment import cpu_name
-from benchmarks.registry import ModelSpec, import_object
+from benchmarks.registry import MODELS, ModelSpec, import_object
 from benchmarks.settings import Settings
 from mnist_common.processes import World
 
@@ -90,16 +90,43 @@ class JaxBackend:
         }
 
     def resolve(self, settings: Settings) -> Settings:
-        """The settings as this backend runs them: ``kernels="auto"`` resolved for this JAX backend."""
+        """The settings as this backend runs them: ``kernels="auto"`` resolved for this JAX backend (the ports
+        of torchvision's models have plain Flax layers only: ``stock``)."""
         from jax_impl import kernels
 
+        if MODELS[settings.model].finetune:
+            return settings.replace(kernels="stock")
         return settings.replace(kernels=kernels.resolve(settings.kernels))
 
     def build(self, spec: ModelSpec, settings: Settings, *, progress: bool = True):
-        """The Flax model, its weights drawn from ``settings.seed``, with the settings' kernels and precision."""
-        args = (settings.variant,) if settings.variant else ()
+        """The Flax model, its weights drawn from ``settings.seed``, with the settings' kernels and precision;
+        a torchvision model's port read through ``MNISTClassifier``, with the settings' weights."""
         dtype = None if settings.precision == "float32" else self.jax.numpy.dtype(settings.precision)
+        if spec.finetune:
+            return self._build_port(spec, settings, dtype, progress)
+        args = (settings.variant,) if settings.variant else ()
         return import_object(spec.jax)(*args, kernels=settings.kernels, dtype=dtype, rngs=self.nnx.Rngs(settings.seed))
+
+    def _build_port(self, spec: ModelSpec, settings: Settings, dtype, progress: bool):
+        """VGG16 or AlexNet in Flax with a 10-class head, as the PyTorch side builds it: random (``settings.seed``),
+        or torchvision's weights converted (``jax_impl.models.layout``); an ImageNet file's 1000-class head is
+        left out and the new head keeps its random weights, a 10-class file (a fine-tuned one) loads whole."""
+        from jax_impl.models import MNISTClassifier
+        from jax_impl.models.layout import ConversionError, from_canonical, table
+
+        net = import_object(spec.jax)(num_classes=10, dtype=dtype, rngs=self.nnx.Rngs(settings.seed))
+        model = MNISTClassifier(net, settings.model, settings.image_size, freeze_features=settings.freeze_features)
+        state, info = torchvision_weights(settings.model, settings.weights, progress=progress)
+        if state is not None:
+            head = tuple(r.torch for r in table(net)[-2:])  # the last dense layer's weight and bias
+            keep = () if head[0] in state and state[head[0]].shape[0] == net.num_classes else head
+            arrays = {k: v.detach().float().cpu().numpy() for k, v in state.items() if k not in keep}
+            try:
+                from_canonical(net, arrays, source=f"weights from {info.name}", keep=keep)
+            except ConversionError as err:
+                raise ModelBuildError(str(err)) from None
+        model.weights_info = info
+        return model
 
     def fit(self, spec: ModelSpec, model, images, labels, config, **kwargs):
         return self.train.fit(model, images, labels, config, **kwargs)
@@ -112,10 +139,12 @@ class JaxBackend:
         return model.kernels
 
     def save(self, spec: ModelSpec, model, directory, metadata: dict) -> dict:
-        """The exported model (``jax_impl.models.save``): canonical weights and config.json."""
+        """The exported model (``jax_impl.models.save``): canonical weights and config.json; for VGG16 and
+        AlexNet their torchvision state dict, which ``--weights PATH`` loads in either framework."""
         from jax_impl.models import save
+        from jax_impl.models.export import save_torchvision
 
-        return save(model, directory, metadata)
+        return save_torchvision(model, directory, metadata) if spec.finetune else save(model, directory, metadata)
 
     def load(self, directory):
         """An exported model, whichever framework trained it, in evaluation mode."""
@@ -123,10 +152,35 @@ class JaxBackend:
 
         return load(directory)
 
+    def check_weights(self, model: str, variant: str | None, choice: str) -> None:
+        check_torchvision_weights(model, variant, choice)
+
     def count_params(self, model) -> int:
         from jax_impl.models import count_params
 
         return count_params(model)
+
+
+def torchvision_weights(model: str, choice: str, *, progress: bool = True):
+    """``--weights`` of a torchvision model -> (its state dict of tensors, or None for random init; what was
+    used), as ``torch_ref.finetune.weights`` resolves it. The JAX ports read the same files: torchvision's are
+    PyTorch pickles, so this loads PyTorch (read with ``weights_only=True``; safetensors files too)."""
+    from torch_ref.finetune import WeightsError, classifiers, weights
+
+    try:
+        return weights.resolve(choice, classifiers.ARCHS[model].weights, progress=progress)
+    except WeightsError as err:
+        raise ModelBuildError(str(err)) from None
+
+
+def check_torchvision_weights(model: str, variant: str | None, choice: str) -> None:
+    """Fail before any training on weights that cannot be had (see ``torch_ref.finetune.weights``)."""
+    from torch_ref.finetune import WeightsError, check_available, pretrained_weights
+
+    try:
+        check_available(choice, pretrained_weights(model, variant))
+    except WeightsError as err:
+        raise ModelBuildError(str(err)) from None
 
 
 class TorchBackend:
@@ -240,13 +294,7 @@ class TorchBackend:
         return load(directory, device=self._device)
 
     def check_weights(self, model: str, variant: str | None, choice: str) -> None:
-        """Fail before any training on weights that cannot be had (see ``torch_ref.finetune.weights``)."""
-        from torch_ref.finetune import WeightsError, check_available, pretrained_weights
-
-        try:
-            check_available(choice, pretrained_weights(model, variant))
-        except WeightsError as err:
-            raise ModelBuildError(str(err)) from None
+        check_torchvision_weights(model, variant, choice)
 
     def count_params(self, model) -> int:
         from torch_ref.models import count_params

@@ -21,7 +21,8 @@ from benchmarks.presets import (
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    jax: str | None  # "module:Class" of the Flax NNX model, built as Class(variant?, kernels=, rngs=)
+    jax: str | None  # "module:Class" of the Flax NNX model, built as Class(variant?, kernels=, rngs=); for a
+    # torchvision model its Flax port, built as Class(num_classes=, dtype=, rngs=) and read through MNISTClassifier
     torch: str | None  # "module:Class" of the PyTorch model, built as Class(variant?)
     presets: dict[str, Preset]
     description: str = ""
@@ -38,10 +39,10 @@ MODELS: dict[str, ModelSpec] = {
                      convnet=True, processes=True),
     "vit": ModelSpec("jax_impl.models:ViT", "torch_ref.models:ViT", VIT_PRESETS, "Vision Transformer from scratch",
                      variants=("tiny/7", "tiny/4", "small/4"), processes=True),
-    "vgg16": ModelSpec(None, "torch_ref.finetune:vgg16", VGG16_PRESETS, "torchvision VGG16, fine-tuned",
-                       finetune=True, convnet=True),
-    "alexnet": ModelSpec(None, "torch_ref.finetune:alexnet", ALEXNET_PRESETS, "torchvision AlexNet, fine-tuned",
-                         finetune=True, convnet=True),
+    "vgg16": ModelSpec("jax_impl.models:VGG16", "torch_ref.finetune:vgg16", VGG16_PRESETS,
+                       "torchvision VGG16, fine-tuned", finetune=True, convnet=True),
+    "alexnet": ModelSpec("jax_impl.models:AlexNet", "torch_ref.finetune:alexnet", ALEXNET_PRESETS,
+                         "torchvision AlexNet, fine-tuned", finetune=True, convnet=True),
     "faster_rcnn": ModelSpec(None, "torch_ref.finetune:faster_rcnn", FASTER_RCNN_PRESETS,
                              "torchvision Faster R-CNN, top detection as the class", finetune=True,
                              variants=("mobilenet_v3_large_320_fpn", "resnet50_fpn_v2"),

@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "ratio (default: jax)")
     p.add_argument("--model", default="cnn", metavar="{" + ",".join(MODELS) + ",all}",
                    help="model to train: one name, a comma-separated list, or all; "
-                   f"{', '.join(FINETUNE_MODELS)} are torchvision models, PyTorch only, and --model all "
-                   "skips them for --framework jax (default: cnn)")
+                   f"{', '.join(FINETUNE_MODELS)} are torchvision models (VGG16 and AlexNet also ported to Flax; "
+                   "Faster R-CNN PyTorch only, and --model all skips it for --framework jax) (default: cnn)")
     p.add_argument("--preset", default=None, metavar="{" + ",".join(PRESET_NAMES) + "}",
                    help="hyperparameter preset (default: full when the framework sees a GPU, else cpu)")
     p.add_argument("--list-presets", action="store_true", help="print every model's presets and exit (default: off)")
@@ -306,7 +306,7 @@ def _plan(args, frameworks: list[str], *, quiet: bool = False) -> list[tuple[str
         missing = [fw for fw in frameworks if getattr(spec, fw) is None]
         if missing and args.model != "all":
             if spec.finetune:
-                raise UsageError(f"{name} is a torchvision model with no JAX port yet: use --framework torch")
+                raise UsageError(f"{name} is a torchvision model with no JAX port: use --framework torch")
             raise UsageError(f"model {name!r} has no {missing[0]} implementation")
         fws = [fw for fw in frameworks if getattr(spec, fw) is not None]
         if fws:
@@ -416,7 +416,7 @@ def _main(argv: list[str]) -> int:
         for fw in fws_of[name]:
             modes(args, s, fw)  # every combination checked before any training
         if MODELS[name].finetune:
-            backends["torch"].check_weights(name, s.variant, s.weights)
+            backends[fws_of[name][0]].check_weights(name, s.variant, s.weights)
         settings[name] = s
     if world.main:
         out_dir = _create_output(args, out_dir)

@@ -82,7 +82,7 @@ _APPLIES = {
     "weights": lambda name, spec: spec.finetune,
     "image_size": lambda name, spec: spec.finetune,
     "freeze_features": lambda name, spec: name in ("vgg16", "alexnet"),
-    "kernels": lambda name, spec: spec.jax is not None,
+    "kernels": lambda name, spec: spec.jax is not None and not spec.finetune,  # the ports have stock layers only
     "torch_compile": lambda name, spec: spec.torch_task is None,  # not the detector
     "channels_last": lambda name, spec: spec.convnet,
     "variant": lambda name, spec: bool(spec.variants),

@@ -261,7 +261,7 @@ def fit(
     else:
         lr_at = lambda step: None  # noqa: E731 - the caller's schedule is not ours to read
     recipe = StepRecipe(label_smoothing=float(config.label_smoothing), max_shift=max_shift)
-    opt = nnx.Optimizer(model, optimizer, wrt=nnx.Param)
+    opt = nnx.Optimizer(model, optimizer, wrt=getattr(model, "trainable", nnx.Param))  # frozen layers: not in it
     model.train()
     graphdef, state = nnx.split((model, opt))
     state = jax.tree.map(jnp.copy, state)  # donated below; keep the model's own arrays valid

@@ -10,3 +10,8 @@ WEIGHTS_CHOICES = ("auto", "pretrained", "none")
 #: sees an empty map; AlexNet: conv 11/4 then three 3/2 pools, below 63 px one sees less than 3x3;
 #: Faster R-CNN: its backbones downsample 32x, below that the top feature map is empty.
 MIN_IMAGE_SIZE = {"vgg16": 32, "alexnet": 63, "faster_rcnn": 32}
+
+#: The input statistics of torchvision's ImageNet weights for VGG16 and AlexNet (their transforms' mean and std,
+#: RGB): both frameworks normalise the adapted MNIST images with them.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)

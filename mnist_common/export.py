@@ -55,6 +55,19 @@ def write_config(directory: Path, *, model: str, variant: str | None, num_classe
     return config
 
 
+def torchvision_config(spec_name: str, image_size: int) -> dict:
+    """``write_config``'s description of a fine-tuned torchvision model's weights (its network's state dict,
+    which ``--weights PATH`` reads back in either framework) and of the MNIST adaptation in front of it."""
+    classes = 11 if spec_name == "faster_rcnn" else 10
+    return dict(
+        model=spec_name, variant=None, num_classes=classes, image_size=image_size,
+        preprocessing={"input": "MNIST normalised as for the CNN, one grey channel, 28 x 28",
+                       "adapted": f"un-normalised, resized to {image_size} px, grey to RGB, then the weights' own "
+                                  "mean and std (torch_ref.finetune, jax_impl.models.imagenet)"},
+        layout=f"torchvision's {spec_name} state_dict, fine-tuned head ({classes} classes)",
+    )
+
+
 def read_config(directory: str | os.PathLike) -> dict:
     """``config.json`` of an exported model, after checking the folder, the config and the weights' SHA-256."""
     directory = Path(directory)

@@ -12,32 +12,38 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torchvision
 
 import jax_impl.models
 import torch_ref.models
 from jax_impl.models.layout import (  # the tables and rules, also used by the parity suite
     ConversionError,
     Row,
-    cnn_table,
     flax_params,
     flax_to_torch_array,
     set_flax_params,
+    table,
     torch_to_flax_array,
-    vit_table,
 )
+from torch_ref.finetune.classifiers import MNISTClassifier as TorchMNISTClassifier
 
-TABLES = {jax_impl.models.CNN: cnn_table, jax_impl.models.ViT: vit_table}
-TWINS = {jax_impl.models.CNN: torch_ref.models.CNN, jax_impl.models.ViT: torch_ref.models.ViT}
+#: Each Flax model and its PyTorch twin: this project's twins, torchvision's own VGG16 and AlexNet (any
+#: ``num_classes``), and the two read through the MNIST adaptation on either side.
+TWINS = {jax_impl.models.CNN: torch_ref.models.CNN, jax_impl.models.ViT: torch_ref.models.ViT,
+         jax_impl.models.VGG16: torchvision.models.VGG, jax_impl.models.AlexNet: torchvision.models.AlexNet,
+         jax_impl.models.MNISTClassifier: TorchMNISTClassifier}
 
 
 def table_for(flax_model, torch_model) -> list[Row]:
     """The conversion table of this pair; both must be twins of one kind."""
     kind = type(flax_model)
-    if kind not in TABLES:
+    if kind not in TWINS:
         raise ConversionError(f"no conversion table for {kind.__name__}")
     if not isinstance(torch_model, TWINS[kind]):
         raise ConversionError(f"{type(torch_model).__name__} is not the PyTorch twin of {kind.__name__}")
-    return TABLES[kind](flax_model)
+    if kind is jax_impl.models.MNISTClassifier:
+        table_for(flax_model.net, torch_model.net)  # the networks inside must be twins too
+    return table(flax_model)
 
 
 # Every array crossing between the frameworks is copied: on the CPU, NumPy,

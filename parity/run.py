@@ -1,4 +1,8 @@
-"""The parity suite from the command line: ``python -m parity.run --model cnn|vit|all [--train] --out DIR``.
+"""The parity suite from the command line: ``python -m parity.run --model cnn,vit,vgg16,alexnet|all [--train] --out DIR``.
+
+The twins get every check (``parity.checks``, ``parity.modes``) and timing; the
+Flax ports of VGG16 and AlexNet their forward passes at the presets' image
+sizes, gradients and round trip (``parity.torchvision``).
 
 Writes ``DIR/parity.json`` (``{"checks": [...], "timing": {...}, ...}``), a
 readable ``DIR/parity.md`` and ``DIR/summary.md`` (the README's parity tables,
@@ -21,6 +25,7 @@ from benchmarks.report.markdown import table
 from mnist_common.config import TORCH_COMPILE_MODES
 
 MODELS = ("cnn", "vit")  # the twins (parity.checks.MODELS, kept here so --help loads no framework)
+TORCHVISION_MODELS = ("vgg16", "alexnet")  # the Flax ports of torchvision's (parity.torchvision.MODELS)
 
 
 class UsageError(Exception):
@@ -36,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m parity.run",
                 description="Check that the Flax and PyTorch twins agree: forward, gradients, optimizer "
                 "trajectories, round trip, timing; with --train, full training over several seeds.")
-    p.add_argument("--model", default="all", metavar="{cnn,vit,all}", help="which twins to check (default: all)")
+    p.add_argument("--model", default="all", metavar="{cnn,vit,vgg16,alexnet,all}[,...]",
+                   help="which twins to check: one, a comma-separated list, or all (default: all)")
     p.add_argument("--train", action="store_true",
                    help="also train both frameworks from the same initial weights at --preset over --seeds "
                    "(minutes per seed; default: off)")
@@ -98,6 +104,8 @@ def run_checks(model: str, data, *, tol, steps: int, compile_mode: str = "defaul
 
 def _family(check: str) -> str:
     """The row a check belongs to in the summary: inputs and directions pooled."""
+    if check.startswith("forward") and " px)" in check:
+        return "forward (VGG16, AlexNet): logits / max abs logit, both directions, at the presets' image sizes"
     if check.startswith("forward"):
         return "forward: logits (ViT: and intermediates), both directions, batch / zeros / saturated / one image"
     return check.split(":")[0]
@@ -105,7 +113,7 @@ def _family(check: str) -> str:
 
 def summary(report: dict) -> str:
     """The README's parity tables: worst max|diff| per kind of check and model, timing, training parity."""
-    models = list(report["timing"]) or sorted({c["model"] for c in report["checks"]})
+    models = list(dict.fromkeys(c["model"] for c in report["checks"]))
     rows: dict[str, dict] = {}
     for c in report["checks"]:
         row = rows.setdefault(_family(c["check"]), {"tolerance": c["tolerance"], "asserted": c["asserted"]})
@@ -183,9 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
-        models = list(MODELS) if args.model == "all" else [args.model]
-        if args.model != "all" and args.model not in MODELS:
-            raise UsageError(f"unknown model {args.model!r} (choose from cnn, vit, all)")
+        known = MODELS + TORCHVISION_MODELS
+        models = list(known) if args.model == "all" else [m.strip() for m in args.model.split(",") if m.strip()]
+        unknown = [m for m in models if m not in known]
+        if unknown or not models:
+            raise UsageError(f"unknown model {(unknown or [args.model])[0]!r} (choose from {', '.join(known)}, all)")
+        if len(set(models)) != len(models):
+            raise UsageError(f"--model {args.model!r} names a model twice")
         seeds = None
         if args.seeds is not None:
             try:
@@ -226,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
 
     tol = checks.strict_precision()
     report = {"command": "python -m parity.run " + shlex.join(argv),
-              "device": "gpu" if checks.on_gpu() else "cpu", "malloc": malloc, "modes": list(MODES_CHECKED),
+              "device": "gpu" if checks.on_gpu() else "cpu", "malloc": malloc,
+              "modes": list(MODES_CHECKED) if any(m in MODELS for m in models) else [],  # the twins' modes
               "tolerances": vars(tol), "checks": [], "timing": {}, "training": {}}
     out.mkdir(parents=True, exist_ok=True)
 
@@ -236,16 +249,22 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write(out / "summary.md", summary(report))  # what benchmarks.report --readme inserts
 
     for model in models:
-        records, timing = run_checks(model, data, tol=tol, steps=args.trajectory_steps,
-                                     compile_mode=args.torch_compile, timing_steps=args.timing_steps)
+        if model in TORCHVISION_MODELS:  # forward at the presets' sizes, gradients, round trip; no timing
+            from parity import torchvision
+
+            records = [r | {"asserted": True} for r in
+                       torchvision.run(model, data.test_images[:8], data.test_labels[:8], tol=tol)]
+        else:
+            records, report["timing"][model] = run_checks(model, data, tol=tol, steps=args.trajectory_steps,
+                                                          compile_mode=args.torch_compile,
+                                                          timing_steps=args.timing_steps)
         report["checks"] += records
-        report["timing"][model] = timing
         write()
         for r in records:
             flag = "ok  " if r["passed"] else ("FAIL" if r["asserted"] else "note")
             print(f"{flag} {model} {r['check']}: {r['detail']}")
     if args.train:
-        for model in models:
+        for model in (m for m in models if m in MODELS):  # training parity: the twins' declared plans
             report["training"][model] = checks.training(model, data, seeds=seeds, preset=args.preset)
             write()
             tr = report["training"][model]

@@ -98,10 +98,11 @@ stage matrix-vit 240 "${RUN[@]}" "${MATRIX[@]}" --model vit --out "$RES/matrix-v
 stage vit-small 240 "${RUN[@]}" --framework jax --model vit --preset full --variant small/4 --epochs 40 \
     --batch-size 256 --lr 2e-3 --augment-shift 2 --precision bfloat16 --out "$RES/vit-small"
 
-# 4. Named only: the torchvision models at a size that fits a lease (random init unless the cache
-#    holds weights), and PyTorch's full-preset ViT (about 6 min on an H100).
+# 4. Named only: VGG16 and AlexNet at the full preset's 224 px in both frameworks (the Flax ports
+#    beside torchvision's) on a subset that fits a lease (random init unless the cache holds weights),
+#    and PyTorch's full-preset ViT (about 6 min on an H100).
 if [[ "$ONLY" == *" vgg16-alexnet "* ]]; then
-    stage vgg16-alexnet 100 "${RUN[@]}" --framework torch --model vgg16,alexnet --preset full --optimizer adam \
+    stage vgg16-alexnet 200 "${RUN[@]}" --framework both --model vgg16,alexnet --preset full --optimizer adam \
         --lr 1e-4 --epochs 1 --train-size 20000 --out "$RES/vgg16-alexnet"
 fi
 if [[ "$ONLY" == *" vit-torch-full "* ]]; then

@@ -91,5 +91,5 @@ class CNN(nnx.Module):
 
 
 def count_params(model: nnx.Module) -> int:
-    """Number of trainable scalars (``nnx.Param`` leaves)."""
-    return int(sum(jnp.size(p) for p in jax.tree.leaves(nnx.state(model, nnx.Param))))
+    """Number of trainable scalars (``nnx.Param`` leaves, those of ``model.trainable`` where a model says)."""
+    return int(sum(jnp.size(p) for p in jax.tree.leaves(nnx.state(model, getattr(model, "trainable", nnx.Param)))))

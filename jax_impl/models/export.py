@@ -31,6 +31,21 @@ def save(model: CNN | ViT, directory: str | os.PathLike, metadata: dict | None =
                         image_size=model.image_size, metadata=metadata)
 
 
+def save_torchvision(model, directory: str | os.PathLike, metadata: dict | None = None) -> dict:
+    """A fine-tuned VGG16 or AlexNet (``MNISTClassifier``) as its network's torchvision state dict in
+    ``model.safetensors``, which ``--weights PATH`` reads in either framework, and ``config.json``; the config."""
+    from safetensors.numpy import save_file
+
+    from mnist_common.export import torchvision_config
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{WEIGHTS_FILE}.tmp"
+    save_file(to_canonical(model.net), str(tmp))
+    os.replace(tmp, directory / WEIGHTS_FILE)
+    return write_config(directory, metadata=metadata, **torchvision_config(model.arch, model.image_size))
+
+
 def load(directory: str | os.PathLike, *, kernels: str = "auto", dtype=None) -> CNN | ViT:
     """The exported model in ``directory`` as a Flax model in evaluation mode (weights checked by SHA-256)."""
     from safetensors import SafetensorError

@@ -71,12 +71,51 @@ def vit_table(model) -> list[Row]:
     return rows + _norm("norm") + _dense("head")
 
 
+def _convnet_table(model, feature_indices, classifier_indices, pooled: int) -> list[Row]:
+    """A torchvision convnet: ``features[k]`` is ``features.<feature_indices[k]>`` (ReLUs and pools hold no
+    parameters), the first dense layer follows the flatten of the ``pooled`` x ``pooled`` map."""
+    rows = []
+    for k, i in enumerate(feature_indices):
+        rows += [Row(f"features.{k}.kernel", f"features.{i}.weight", "conv"),
+                 Row(f"features.{k}.bias", f"features.{i}.bias", "copy")]
+    first, *rest = classifier_indices
+    channels = model.features[-1].out_features
+    rows += [Row("classifier.0.kernel", f"classifier.{first}.weight", "flatten_dense", (pooled, pooled, channels)),
+             Row("classifier.0.bias", f"classifier.{first}.bias", "copy")]
+    for k, i in enumerate(rest, 1):
+        rows += _dense(f"classifier.{k}", f"classifier.{i}")
+    return rows
+
+
+def vgg16_table(model) -> list[Row]:
+    from jax_impl.models import vgg
+
+    return _convnet_table(model, vgg.FEATURE_INDICES, vgg.CLASSIFIER_INDICES, vgg.POOLED)
+
+
+def alexnet_table(model) -> list[Row]:
+    from jax_impl.models import alexnet
+
+    return _convnet_table(model, alexnet.FEATURE_INDICES, alexnet.CLASSIFIER_INDICES, alexnet.POOLED)
+
+
+def mnist_classifier_table(model) -> list[Row]:
+    """A ported convnet read through its MNIST adaptation: its network's rows under ``net.``, on both sides
+    (``torch_ref.finetune.MNISTClassifier`` holds the torchvision model as ``net`` too)."""
+    return [dataclasses.replace(r, flax=f"net.{r.flax}", torch=f"net.{r.torch}") for r in table(model.net)]
+
+
 def table(model) -> list[Row]:
-    """The table of a Flax model of this project (CNN or ViT)."""
+    """The table of a Flax model of this project (CNN, ViT, VGG16, AlexNet, or one of the last two read through
+    ``MNISTClassifier``)."""
+    from jax_impl.models.alexnet import AlexNet
     from jax_impl.models.cnn import CNN
+    from jax_impl.models.imagenet import MNISTClassifier
+    from jax_impl.models.vgg import VGG16
     from jax_impl.models.vit import ViT
 
-    for kind, make in ((CNN, cnn_table), (ViT, vit_table)):
+    for kind, make in ((CNN, cnn_table), (ViT, vit_table), (VGG16, vgg16_table), (AlexNet, alexnet_table),
+                       (MNISTClassifier, mnist_classifier_table)):
         if isinstance(model, kind):
             return make(model)
     raise ConversionError(f"no conversion table for {type(model).__name__}")
@@ -134,9 +173,11 @@ def to_canonical(model) -> dict[str, np.ndarray]:
     return {row.torch: np.ascontiguousarray(flax_to_torch_array(row, ours[row.flax])) for row in table(model)}
 
 
-def from_canonical(model, arrays: dict[str, np.ndarray], source: str = "the weights") -> None:
-    """Set the model's parameters from ``{PyTorch key: array}``; keys and shapes are checked first."""
-    rows = table(model)
+def from_canonical(model, arrays: dict[str, np.ndarray], source: str = "the weights", *,
+                   keep: tuple[str, ...] = ()) -> None:
+    """Set the model's parameters from ``{PyTorch key: array}``; keys and shapes are checked first. The PyTorch
+    keys in ``keep`` are left as the model has them (and must not be in ``arrays``): a new head, say."""
+    rows = [r for r in table(model) if r.torch not in keep]
     present = flax_params(model)
     missing = [r.torch for r in rows if r.torch not in arrays]
     unexpected = sorted(set(arrays) - {r.torch for r in rows})
@@ -144,7 +185,7 @@ def from_canonical(model, arrays: dict[str, np.ndarray], source: str = "the weig
         first = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
         raise ConversionError(f"{source} do not fit {type(model).__name__}: {len(missing)} missing, "
                               f"{len(unexpected)} unexpected key(s) ({first})")
-    values = {}
+    values = dict(present)
     for row in rows:
         value = torch_to_flax_array(row, np.asarray(arrays[row.torch]))
         if value.shape != present[row.flax].shape:

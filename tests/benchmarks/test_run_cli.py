@@ -126,9 +126,9 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--bogus"], "unrecognized arguments"),
     (["--preset", "smoke", "--train-size", "999999"], "train_size must be in"),
     (["--preset", "smoke", "--batch-size", "5000"], "larger than the 2000 training images"),
-    (["--model", "vgg16"], "no JAX port yet: use --framework torch"),
-    (["--model", "alexnet", "--framework", "both"], "no JAX port yet"),
+    (["--model", "faster_rcnn"], "no JAX port: use --framework torch"),
     (["--model", "cnn,faster_rcnn"], "faster_rcnn is a torchvision model with no JAX port"),
+    (["--model", "vgg16", "--kernels", "tuned"], "--kernels does not apply to vgg16"),
     (["--model", "cnn", "--weights", "none"], "--weights does not apply to cnn"),
     (["--model", "vit", "--image-size", "64"], "--image-size does not apply to vit"),
     (["--framework", "torch", "--model", "alexnet", "--image-size", "62"], "--image-size must be >= 63 px for alexnet"),
@@ -254,13 +254,13 @@ def test_pretrained_offline_exits_2_naming_the_file(tmp_path):
 
 
 @pytest.mark.slow  # end to end; the default suite covers the parts
-def test_model_all_with_jax_skips_the_torchvision_models(tmp_path):
+def test_model_all_with_jax_runs_the_ports_and_skips_faster_rcnn(tmp_path):
     proc = run_cli("--model", "all", "--preset", "smoke", "--epochs", "1", "--train-size", "256", "--val-size", "0",
                    "--test-size", "100", "--quiet", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert "skipping vgg16" in proc.stderr and "skipping faster_rcnn" in proc.stderr
+    assert "skipping faster_rcnn" in proc.stderr and "skipping vgg16" not in proc.stderr
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
-    assert [(r["framework"], r["model"]) for r in runs] == [("jax", "cnn"), ("jax", "vit")]
+    assert [(r["framework"], r["model"]) for r in runs] == [("jax", m) for m in ("cnn", "vit", "vgg16", "alexnet")]
 
 
 @pytest.mark.slow  # end to end; the default suite covers the parts

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from cli_helpers import assert_one_line_error, run_cli
 
+from jax_impl.models.layout import cnn_table, vit_table
 from parity import checks
 from parity.compare import TreeMismatch, compare_trees
-from parity.convert import ConversionError, cnn_table, torch_to_flax, vit_table
+from parity.convert import ConversionError, torch_to_flax
 
 pytestmark = pytest.mark.parity
 MODELS = ["cnn", "vit"]

@@ -196,7 +196,7 @@ def save_state_dict(model: torch.nn.Module, directory: str | os.PathLike, *, spe
     reads back) and ``config.json`` (``mnist_common.export``); returns the config."""
     from safetensors.torch import save_file
 
-    from mnist_common.export import WEIGHTS_FILE, write_config
+    from mnist_common.export import WEIGHTS_FILE, torchvision_config, write_config
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -204,10 +204,4 @@ def save_state_dict(model: torch.nn.Module, directory: str | os.PathLike, *, spe
     tmp = directory / f".{WEIGHTS_FILE}.tmp"
     save_file(state, str(tmp))
     os.replace(tmp, directory / WEIGHTS_FILE)
-    classes = 10 if spec_name != "faster_rcnn" else 11
-    adaptation = {"input": "MNIST normalised as for the CNN, one grey channel, 28 x 28",
-                  "adapted": f"un-normalised, resized to {model.image_size} px, grey to RGB, then the weights' "
-                             "own mean and std (torch_ref.finetune)"}
-    return write_config(directory, model=spec_name, variant=None, num_classes=classes,
-                        image_size=model.image_size, metadata=metadata, preprocessing=adaptation,
-                        layout=f"torchvision's {spec_name} state_dict, fine-tuned head ({classes} classes)")
+    return write_config(directory, metadata=metadata, **torchvision_config(spec_name, model.image_size))
