@@ -17,6 +17,9 @@ from benchmarks.registry import MODELS, ModelSpec, import_object
 from benchmarks.settings import Settings
 from mnist_common.processes import World
 
+#: The classes of torchvision's ImageNet weights: a file with this head gets a new 10-class one.
+IMAGENET_CLASSES = 1000
+
 #: ``--device``: the framework's default (a GPU when it sees one), the CPU, or a GPU (an error without one).
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -110,7 +113,8 @@ class JaxBackend:
     def _build_port(self, spec: ModelSpec, settings: Settings, dtype, progress: bool):
         """VGG16 or AlexNet in Flax with a 10-class head, as the PyTorch side builds it: random (``settings.seed``),
         or torchvision's weights converted (``jax_impl.models.layout``); an ImageNet file's 1000-class head is
-        left out and the new head keeps its random weights, a 10-class file (a fine-tuned one) loads whole."""
+        left out and the new head keeps its random weights, a 10-class file (a fine-tuned one) loads whole, and
+        any other file is refused, as the PyTorch side refuses it."""
         from jax_impl.models import MNISTClassifier
         from jax_impl.models.layout import ConversionError, from_canonical, table
 
@@ -119,12 +123,13 @@ class JaxBackend:
         state, info = torchvision_weights(settings.model, settings.weights, progress=progress)
         if state is not None:
             head = tuple(r.torch for r in table(net)[-2:])  # the last dense layer's weight and bias
-            keep = () if head[0] in state and state[head[0]].shape[0] == net.num_classes else head
+            imagenet = head[0] in state and state[head[0]].shape[0] == IMAGENET_CLASSES
+            keep = head if imagenet else ()
             arrays = {k: v.detach().float().cpu().numpy() for k, v in state.items() if k not in keep}
             try:
                 from_canonical(net, arrays, source=f"weights from {info.name}", keep=keep)
-            except ConversionError as err:
-                raise ModelBuildError(str(err)) from None
+            except (ConversionError, ValueError) as err:  # (a reshape of an array of another size: ValueError)
+                raise ModelBuildError(f"weights from {info.name} do not fit {settings.model}: {err}") from None
         model.weights_info = info
         return model
 

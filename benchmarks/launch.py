@@ -2,9 +2,11 @@
 
 ``launch(command, 3)`` runs ``command`` three times with torchrun's environment
 (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``;
-``mnist_common.processes`` reads it for both frameworks), divides this
-machine's CPU cores among the workers (thread pools sized to each one's share;
-``pin`` also binds each to its cores) or gives each its own GPU, and waits. Worker 0 speaks:
+``mnist_common.processes`` reads it for both frameworks), shares this
+machine's CPU cores out among the workers (``OMP_NUM_THREADS``, which sizes
+PyTorch's thread pools; XLA sizes its own from the cores a process may run on,
+so only ``pin``, which binds each worker to its share, divides them for JAX) or
+gives each its own GPU, and waits. Worker 0 speaks:
 its output is this command's; the others' standard output is dropped, their
 errors still show. When a worker fails or dies the others are stopped at once
 and the launch fails with a line naming it; SIGINT or SIGTERM stops them all.
@@ -94,11 +96,11 @@ def launch(command: Sequence[str], processes: int, *, port: int | None = None, u
     """Run ``command`` as ``processes`` workers on this machine; their exit status as one.
 
     ``use_gpus``: one GPU per worker (a LaunchError when there are fewer); else
-    CPU cores are divided: ``OMP_NUM_THREADS`` is each worker's share, and with
-    ``pin`` each is bound to its own cores. Not by default: bound to one core
-    each, JAX's gloo all-reduce waited on its own compute threads, and a
-    2-process ViT step took 420 ms against 150-210 ms unbound (PyTorch DDP:
-    about the same either way; docs/performance.md). ``say`` prints the launcher's own lines (default:
+    CPU cores are shared out: ``OMP_NUM_THREADS`` is each worker's share, and
+    with ``pin`` each is bound to its own cores. Not by default: bound to one
+    core each, JAX's gloo all-reduce waited on its own compute threads, and a
+    2-process ViT step took 420 ms against 150-210 ms unbound (PyTorch DDP
+    gained a little from binding; docs/performance.md). ``say`` prints the launcher's own lines (default:
     stderr). Returns 0 when every worker succeeded, else the failing worker's
     status (1 for one killed by a signal), or 128 + the signal that stopped the
     launch.

@@ -377,8 +377,9 @@ def _main(argv: list[str]) -> int:
     for name, _ in plan:  # reject bad values before any work
         _check_processes(args, name, resolve_settings(args, name, args.preset or "cpu", strict), world)
     try:
-        out_dir = (outputs.choose(args.out, resume=args.resume, overwrite=args.overwrite,
-                                  checkpoints=args.checkpoint_dir) if world.main else Path(args.out))
+        # every process checks the folder (only reading), so that none goes on to wait for a process 0 that quit
+        out_dir = outputs.choose(args.out, resume=args.resume, overwrite=args.overwrite,
+                                 checkpoints=args.checkpoint_dir)
         previous = outputs.previous_results(out_dir) if args.resume else None
     except outputs.OutputError as err:
         raise UsageError(str(err)) from None
@@ -395,6 +396,8 @@ def _main(argv: list[str]) -> int:
             s = resolve_settings(args, name, preset, strict)
             _check_processes(args, name, s, world)
             _check_split(s, data)
+            for fw in fws:
+                modes(args, s, fw)  # every combination checked before any worker starts
         port = choose_port(args.port)
         if use_gpus and len(visible_gpus()) < args.processes:
             raise UsageError(f"--processes {args.processes}: one GPU per process, and {len(visible_gpus())} are "
@@ -437,6 +440,10 @@ def _main(argv: list[str]) -> int:
     if previous is not None and previous.get("settings") != json.loads(json.dumps(results["settings"])):
         raise UsageError(f"--resume: {out_dir} holds results of another command ({previous.get('command')}); "
                          "resume with that command")
+    before = (previous or {}).get("environment", {}).get("host", {}).get("processes", 1)
+    if previous is not None and previous.get("runs") and before != world.size:
+        raise UsageError(f"--resume: {out_dir} holds runs of {before} process(es), this is {world.size}: resume "
+                         "with the same --processes, so that its speeds compare")
     finished = {run["run"]: run for run in (previous or {}).get("runs", []) if "run" in run}
     history = HistoryLog(out_dir / "history.jsonl", append=args.resume) if world.main else _NoHistory()
     try:  # a signal stops one process at a step boundary; several processes are stopped by their launcher

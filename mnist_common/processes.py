@@ -3,8 +3,10 @@
 Both frameworks' distributed runtimes start from the same facts, so one
 reading serves both: torchrun's variables (``WORLD_SIZE``, ``RANK``,
 ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), which ``benchmarks.launch``
-sets as torchrun does, or else SLURM's (``SLURM_NTASKS``, ``SLURM_PROCID``,
-``SLURM_LOCALID``). PyTorch's process group meets at ``MASTER_ADDR:MASTER_PORT``;
+sets as torchrun does, or else those of a SLURM job step that ``srun`` started
+with several tasks (``SLURM_STEP_NUM_TASKS``, ``SLURM_PROCID``, ``SLURM_LOCALID``;
+a batch script's own ``SLURM_NTASKS`` is not a step's, so a plain ``python``
+in it stays one process). PyTorch's process group meets at ``MASTER_ADDR:MASTER_PORT``;
 JAX's coordinator listens one port above (``MASTER_PORT + 1``), because under
 torchrun the launcher's own store holds ``MASTER_PORT``.
 """
@@ -65,8 +67,8 @@ def world_from_environment(env: Mapping[str, str] | None = None) -> World:
     if "WORLD_SIZE" in env:
         size, rank = _int(env, "WORLD_SIZE"), _int(env, "RANK") if "RANK" in env else 0
         local = _int(env, "LOCAL_RANK") if "LOCAL_RANK" in env else rank
-    elif _int(env, "SLURM_NTASKS") > 1 if "SLURM_NTASKS" in env else False:
-        size, rank, local = _int(env, "SLURM_NTASKS"), _int(env, "SLURM_PROCID"), _int(env, "SLURM_LOCALID")
+    elif _int(env, "SLURM_STEP_NUM_TASKS") > 1 if "SLURM_STEP_NUM_TASKS" in env else False:
+        size, rank, local = _int(env, "SLURM_STEP_NUM_TASKS"), _int(env, "SLURM_PROCID"), _int(env, "SLURM_LOCALID")
     else:
         return World()
     if size < 1 or not 0 <= rank < size:

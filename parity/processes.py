@@ -183,11 +183,18 @@ def main(argv: list[str] | None = None) -> int:
     from jax_impl import xla_cpu
 
     xla_cpu.apply()  # as the workers and the runner have it
+    from benchmarks.launch import LaunchError
+
     records = []
     for framework in frameworks:
         for model in models:
-            for r in check(framework, model, processes=args.processes, steps=args.steps,
-                           batch_size=args.batch_size):
+            try:
+                found = check(framework, model, processes=args.processes, steps=args.steps,
+                              batch_size=args.batch_size)
+            except (RuntimeError, LaunchError) as err:
+                print(f"error: {framework} {model}: {err}", file=sys.stderr)
+                return 2 if isinstance(err, LaunchError) else 1
+            for r in found:
                 records.append(r)
                 print(f"{'ok  ' if r['passed'] else 'FAIL'} {framework} {model} {r['check']}: {r['detail']}")
     if out is not None:

@@ -60,6 +60,15 @@ def replicate(model: nn.Module) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
+def agreed(values: tuple[int, ...]) -> bool:
+    """Whether every process holds the same ``values`` (a collective: every process calls it)."""
+    mine = torch.tensor(values, dtype=torch.int64)
+    low, high = mine.clone(), mine.clone()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    return bool(torch.equal(low, high))
+
+
 def mean(value: torch.Tensor) -> torch.Tensor:
     """The mean of a scalar over the processes (a collective: every process calls it at the same point)."""
     total = value.detach().clone()

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_common import BACKGROUND, EpochStats, FitResult, TrainConfig, normalize, training_tables
-from mnist_common.checkpointing import Checkpointing, Progress
+from mnist_common.checkpointing import CheckpointError, Checkpointing, Progress
 from mnist_common.interrupt import STOP
 from mnist_common.processes import World
 from mnist_common.progress import EpochProgress, print_epoch
@@ -324,6 +324,10 @@ def fit(
             done_before = checkpointer.restore(model, opt, sched) or done_before
         if rank:
             checkpointer = None
+    if processes > 1 and checkpointing is not None and checkpointing.resume \
+            and not parallel.agreed((done_before.epoch, done_before.step)):
+        raise CheckpointError(f"the processes restored different checkpoints from {checkpointing.directory}: "
+                              "it must be one folder that every process reads (a shared --out or --checkpoint-dir)")
     across = parallel.mean if processes > 1 else None
     history, warm = [EpochStats(**h) for h in done_before.history], None
     model.train()

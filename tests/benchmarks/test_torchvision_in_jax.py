@@ -11,7 +11,7 @@ import torchvision
 from cli_helpers import run_cli
 
 from benchmarks import settings as settings_lib
-from benchmarks.backends import JaxBackend
+from benchmarks.backends import JaxBackend, ModelBuildError
 from benchmarks.registry import MODELS
 from jax_impl.models.layout import table, torch_to_flax_array
 
@@ -34,6 +34,15 @@ def test_a_torchvision_state_dict_file_loads_into_the_jax_port(tmp_path, classes
         np.testing.assert_array_equal(head, state["classifier.6.weight"].numpy().T)
     else:  # ImageNet's 1000 classes: a new 10-class head, drawn from the seed
         assert head.shape == (4096, 10)
+
+
+def test_a_file_with_another_head_is_refused_as_pytorch_refuses_it(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "alexnet-3.pth"
+    torch.save(torchvision.models.alexnet(num_classes=3).state_dict(), path)
+    s = settings_lib.resolve("alexnet", "smoke", {"weights": str(path)})
+    with pytest.raises(ModelBuildError, match="do not fit alexnet"):
+        JaxBackend("cpu").build(MODELS["alexnet"], s, progress=False)
 
 
 def test_both_frameworks_fine_tune_alexnet_side_by_side(tmp_path):

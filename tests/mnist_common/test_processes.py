@@ -10,6 +10,8 @@ from mnist_common.processes import ProcessesError, World, world_from_environment
 def test_no_launcher_is_one_process():
     assert world_from_environment({}) == World()
     assert world_from_environment({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}) == World()
+    # a batch script of a 4-task job, outside any srun step: one process
+    assert world_from_environment({"SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_LOCALID": "0"}) == World()
 
 
 def test_torchrun_variables():
@@ -21,7 +23,8 @@ def test_torchrun_variables():
 
 
 def test_slurm_variables_without_an_address_let_jax_detect_the_cluster():
-    world = world_from_environment({"SLURM_NTASKS": "2", "SLURM_PROCID": "1", "SLURM_LOCALID": "0"})
+    world = world_from_environment({"SLURM_STEP_NUM_TASKS": "2", "SLURM_NTASKS": "2", "SLURM_PROCID": "1",
+                                    "SLURM_LOCALID": "0"})
     assert (world.size, world.rank, world.local_rank) == (2, 1, 0)
     assert world.jax_coordinator is None
 
