@@ -15,6 +15,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from jax_impl.parallel import is_key
 from mnist_common.checkpointing import (
     CheckpointError,
     Checkpointing,
@@ -25,13 +26,9 @@ from mnist_common.checkpointing import (
 )
 
 
-def _is_key(x) -> bool:
-    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
 def _storable(state) -> dict:
     """The state as a pure dict of arrays, random keys as their raw data (Orbax stores plain arrays)."""
-    return jax.tree.map(lambda x: np.asarray(jax.random.key_data(x) if _is_key(x) else x), state.to_pure_dict())
+    return jax.tree.map(lambda x: np.asarray(jax.random.key_data(x) if is_key(x) else x), state.to_pure_dict())
 
 
 class Checkpointer:
@@ -79,7 +76,7 @@ class Checkpointer:
             except Exception as err:  # noqa: BLE001 - any damage: fall back to the one before
                 warn_skipped(where, err)
                 continue
-            pure = jax.tree.map(lambda like, x: jax.random.wrap_key_data(x) if _is_key(like) else x,
+            pure = jax.tree.map(lambda like, x: jax.random.wrap_key_data(x) if is_key(like) else x,
                                 state.to_pure_dict(), restored)
             restored_state = nnx.State(state)  # a copy of the structure, its leaves replaced below
             restored_state.replace_by_pure_dict(pure)

@@ -61,7 +61,8 @@ def batch_mesh(batch_size: int, devices: int | None = None) -> Mesh | None:
     return Mesh(np.array(local[:n]), ("batch",)) if n > 1 else None
 
 
-def _is_key(x) -> bool:
+def is_key(x) -> bool:
+    """Whether ``x`` is a typed random key array (stored and moved as its raw ``key_data``)."""
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
@@ -78,7 +79,7 @@ def place(tree, where):
     deadlocked on XLA CPU with 2 virtual devices on 2 cores when measured.)
     """
     def leaf(x):
-        if _is_key(x):
+        if is_key(x):
             return jax.random.wrap_key_data(leaf(jax.random.key_data(x)), impl=jax.random.key_impl(x))
         if isinstance(x, jax.Array):
             x = x.addressable_data(0) if not x.is_fully_addressable else x
