@@ -9,8 +9,10 @@ XLA's FLOP count of the float32 training step, the same algorithm in both
 frameworks, so each mode's achieved GFLOP/s can be set against ``--ceiling``:
 the median GFLOP/s of a large ``jnp.dot`` and ``torch.mm`` on this machine.
 ``--trace DIR`` writes a JAX profiler trace and a PyTorch profiler trace of a
-few steps. Timing single steps is a development tool: the runner's epochs are
-the measurements that count (see docs/performance.md).
+few steps and prints each mode's costliest operations (``--top``): XLA's
+instructions from the JAX trace, PyTorch's operators by self CPU time. Timing
+single steps is a development tool: the runner's epochs are the measurements
+that count (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -56,11 +58,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first, after compiling (default: 5)")
     p.add_argument("--device", default="auto", metavar="{" + ",".join(DEVICES) + "}", help="(default: auto)")
     p.add_argument("--ceiling", action="store_true",
-                   help="also measure the matrix-multiply ceiling (jnp.dot, torch.mm, float32 and bfloat16) "
-                   "(default: off)")
+                   help="also measure the matrix-multiply ceiling (jnp.dot, torch.mm, float32 and bfloat16; "
+                   "JAX's bfloat16 also accumulated into float32) (default: off)")
     p.add_argument("--trace", default=None, metavar="DIR",
-                   help="write a JAX and a PyTorch profiler trace of a few steps per mode into DIR (default: none)")
+                   help=f"write a JAX and a PyTorch profiler trace of {TRACE_STEPS} steps per mode into DIR and print "
+                   "each mode's costliest operations (default: none)")
+    p.add_argument("--top", type=int, default=15, help="operations listed per traced mode (default: 15)")
     return p
+
+
+TRACE_STEPS = 5  # steps per profiler trace
+
+
+def xla_operations(folder: Path, steps: int = TRACE_STEPS) -> list[tuple[str, float, float]]:
+    """``(operation, calls per step, ms per step)`` from the JAX profiler trace under ``folder``, costliest first.
+
+    An operation is an XLA instruction of the compiled step (a fusion, a product,
+    a copy...: the events that name an ``hlo_op``), its numbered instances summed
+    (``ynn_fusion.3`` and ``ynn_fusion.7`` are ``ynn_fusion``). A loop's instruction
+    (``while``) includes the time of those in its body, which are listed too.
+    """
+    import gzip
+    import json
+    import re
+    from collections import defaultdict
+
+    files = sorted(folder.glob("**/*.trace.json.gz"))
+    if not files:
+        return []
+    events = json.loads(gzip.open(files[-1]).read())["traceEvents"]
+    totals: dict = defaultdict(lambda: [0, 0.0])
+    for e in events:
+        op = (e.get("args") or {}).get("hlo_op") if e.get("ph") == "X" else None
+        if not op:
+            continue  # Python frames, the runtime's own phases
+        total = totals[re.sub(r"\.\d+$", "", op)]
+        total[0] += 1
+        total[1] += e.get("dur", 0.0)
+    rows = [(op, n / steps, us / 1000 / steps) for op, (n, us) in totals.items()]
+    return sorted(rows, key=lambda r: -r[2])
 
 
 def _list(text: str) -> list[str]:
@@ -127,13 +163,16 @@ def jax_modes(backend, s: Settings, images, labels, args, flops: dict) -> list[d
             sync = lambda: jax.block_until_ready(holder["loss"])  # noqa: E731
             step_s = _time(one_step, args.steps, sync)
             fwd_s = _time(lambda: jax.block_until_ready(forward(holder["state"], xb, yb)), args.steps, lambda: None)
+            ops = None
             if args.trace:
-                with jax.profiler.trace(str(Path(args.trace) / f"jax-{s.model}-{kernels}-{precision}")):
-                    for _ in range(5):
+                folder = Path(args.trace) / f"jax-{s.model}-{kernels}-{precision}"
+                with jax.profiler.trace(str(folder)):
+                    for _ in range(TRACE_STEPS):
                         one_step()
                     sync()
+                ops = [(op, f"{calls:g}", f"{ms:.2f}") for op, calls, ms in xla_operations(folder)[: args.top]]
             out.append({"framework": "jax", "mode": mode_label("jax", run), "compile_s": compile_s,
-                        "step_s": step_s, "forward_s": fwd_s})
+                        "step_s": step_s, "forward_s": fwd_s, "ops": ops})
     return out
 
 
@@ -184,30 +223,40 @@ def torch_modes(backend, s: Settings, images, labels, args) -> list[dict]:
                     from torch.profiler import ProfilerActivity, profile
 
                     with profile(activities=[ProfilerActivity.CPU]) as prof:
-                        for _ in range(5):
+                        for _ in range(TRACE_STEPS):
                             train.train_step(loss_fn, opt, opt_step, None, x, y)
                         sync()
                     label = f"torch-{s.model}-{mode}-{'cl' if channels_last else 'nchw'}-{precision}"
                     Path(args.trace).mkdir(parents=True, exist_ok=True)
                     prof.export_chrome_trace(str(Path(args.trace) / f"{label}.json"))
+                    ops = sorted(prof.key_averages(), key=lambda a: -a.self_cpu_time_total)[: args.top]
+                    ops = [(a.key, f"{a.count / TRACE_STEPS:g}", f"{a.self_cpu_time_total / 1000 / TRACE_STEPS:.2f}")
+                           for a in ops]
                 out.append({"framework": "torch", "mode": mode_label("torch", run), "compile_s": compile_s,
-                            "step_s": step_s, "forward_s": fwd_s})
+                            "step_s": step_s, "forward_s": fwd_s, "ops": ops if args.trace else None})
     return out
 
 
 def ceilings(frameworks: list[str], n: int = 2048, steps: int = 10) -> list[list[str]]:
-    """Rows of the matrix-multiply ceiling: median GFLOP/s of an n x n product, per framework and precision."""
+    """Rows of the matrix-multiply ceiling: median GFLOP/s of an n x n product, per framework and precision.
+
+    JAX's bfloat16 product is measured twice: with a bfloat16 result (``jnp.dot``) and accumulated into a
+    float32 result (``preferred_element_type``), which XLA CPU runs through other kernels.
+    """
     rows = []
     for fw in frameworks:
-        for precision in ("float32", "bfloat16"):
+        for precision in ("float32", "bfloat16", "bfloat16 -> float32"):
             if fw == "jax":
                 import jax
                 import jax.numpy as jnp
 
-                a = jnp.ones((n, n), jnp.dtype(precision))
-                dot = jax.jit(jnp.dot)
+                a = jnp.ones((n, n), jnp.dtype(precision.split()[0]))
+                out = jnp.float32 if "->" in precision else None
+                dot = jax.jit(lambda x, y, out=out: jnp.dot(x, y, preferred_element_type=out))
                 dot(a, a).block_until_ready()
                 seconds = _time(lambda: dot(a, a).block_until_ready(), steps, lambda: None)
+            elif "->" in precision:
+                continue  # torch.mm of bfloat16 accumulates in float32 and returns bfloat16: the row above
             else:
                 import torch
 
@@ -233,8 +282,8 @@ def _main(argv: list[str]) -> int:
     frameworks = ["jax", "torch"] if args.framework == "both" else [args.framework]
     if any(fw not in BACKENDS for fw in frameworks):
         raise UsageError(f"--framework {args.framework!r} is unknown (choose from jax, torch, both)")
-    if args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
-        raise UsageError("--batch-size and --steps must be at least 1, --warmup at least 0")
+    if args.batch_size < 1 or args.steps < 1 or args.warmup < 0 or args.top < 1:
+        raise UsageError("--batch-size, --steps and --top must be at least 1, --warmup at least 0")
     try:
         base = resolve(args.model, "cpu", {"batch_size": args.batch_size, "devices": 1})
         for precision in _list(args.precision):
@@ -268,6 +317,11 @@ def _main(argv: list[str]) -> int:
           f"on {', '.join(b.device() for b in backends.values())}"
           + (f"; XLA counts {per_image / 1e6:.1f} MFLOP per training image (float32 step)" if per_image else ""))
     print(table(header, table_rows))
+    for r in rows:
+        if r["ops"]:
+            kind = "XLA operations" if r["framework"] == "jax" else "PyTorch operators (self CPU time)"
+            print(f"\n{r['framework']} {r['mode']}: costliest {kind}, per step over {TRACE_STEPS} traced steps")
+            print(table(["operation", "calls", "ms"], [list(op) for op in r["ops"]]))
     if args.ceiling:
         print()
         print("Matrix-multiply ceiling (2048 x 2048, median of 10):")

@@ -11,7 +11,9 @@ and how it was measured: ``docs/performance.md``.
   convolution gradients in Eigen's canonical layout, the bias gradient as a product;
 * :mod:`~jax_impl.kernels.pooling`: max pooling with PyTorch's first-maximum gradient;
 * :mod:`~jax_impl.kernels.dropout`: dropout masks from 16-bit random numbers;
-* :mod:`~jax_impl.kernels.flat`: dense layers and LayerNorm on flattened tokens;
+* :mod:`~jax_impl.kernels.threefry`: those random numbers, ``jax.random.bits``'s, in one fused pass;
+* :mod:`~jax_impl.kernels.flat`: dense layers and LayerNorm on flattened tokens, their sums as products;
+* :mod:`~jax_impl.kernels.attention`: attention whose gradient's products XLA hands to YNNPACK;
 * :mod:`~jax_impl.kernels.forward`: the CNN's forward pass and the ViT's q/k/v through them.
 """
 

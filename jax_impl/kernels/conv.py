@@ -15,8 +15,9 @@
   own gradient convolutions there by itself, except inside a loop body, where
   it ran them as plain loops: several steps per compiled call were then far
   slower than one call per step.
-* :func:`bias_add`: the bias gradient, a sum over ``B * H * W`` rows, as a
-  product with a row of ones (XLA CPU lowered the sum to a slow windowed reduction).
+* the bias through :func:`jax_impl.kernels.flat.bias_add`: its gradient, a sum over
+  ``B * H * W`` rows, as a product with a row of ones (XLA CPU lowered the sum to a
+  slow windowed reduction).
 
 Values agree with the plain layers to float32 rounding; gradients too, ties
 in pooling decided as PyTorch does. Measurements: docs/performance.md, "CNN blocks".
@@ -30,28 +31,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jax_impl.kernels.flat import bias_add
 from jax_impl.kernels.pooling import max_pool
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
-
-
-@jax.custom_vjp
-def bias_add(x: jax.Array, bias: jax.Array) -> jax.Array:
-    """``x + bias`` over the last axis; the bias gradient is a product with ones."""
-    return x + bias
-
-
-def _bias_add_fwd(x, bias):
-    return x + bias, None
-
-
-def _bias_add_bwd(_, g):
-    c = g.shape[-1]
-    rows = g.reshape(-1, c)  # [N, C]
-    return g, (jnp.ones((1, rows.shape[0]), g.dtype) @ rows).reshape(c)
-
-
-bias_add.defvjp(_bias_add_fwd, _bias_add_bwd)
 
 
 def _conv(x, kernel, stride: int, padding: int):

@@ -4,7 +4,9 @@
 masks were then a large share of its step (docs/performance.md, "Dropout").
 Here the drop probability is ``round(rate * 65536) / 65536`` (0.1 -> 0.100006)
 and kept values are scaled by the exact inverse of the keep probability, so
-the layer stays unbiased. Evaluation mode is the identity, as for ``nnx.Dropout``.
+the layer stays unbiased. The words are ``jax.random.bits``'s, drawn through
+:func:`jax_impl.kernels.threefry.bits`. Evaluation mode is the identity, as for
+``nnx.Dropout``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax import lax
+
+from jax_impl.kernels import threefry
 
 _LEVELS = 1 << 16  # 16-bit random numbers
 
@@ -25,7 +29,7 @@ def dropout_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> tuple[j
         size *= dim
     # JAX's default (partitionable) threefry, so a mask of a batch sharded over devices needs no
     # cross-device shuffling: the older layout pairs element i with element i + n/2.
-    words = jax.random.bits(key, ((size + 1) // 2,), jnp.uint32)
+    words = threefry.bits(key, (size + 1) // 2)  # jax.random.bits(key, ((size + 1) // 2,), jnp.uint32)
     halves = lax.bitcast_convert_type(words, jnp.uint16).reshape(-1)[:size]  # two 16-bit numbers per word
     keep = (halves >= threshold).reshape(shape)
     return keep, _LEVELS / (_LEVELS - threshold)

@@ -61,10 +61,19 @@ def _layers(kernels: str):
     return kernel_choice.layers(kernels)
 
 
+def _attend(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+    """``softmax(q @ k^T / sqrt(D/H)) @ v`` over ``[B, H, T, D/H]``: the products in the inputs' dtype, the softmax
+    in float32 at least."""
+    scores = q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(jnp.asarray(q.shape[-1], q.dtype))  # [B, H, T, T]
+    weights = jax.nn.softmax(scores.astype(jnp.promote_types(scores.dtype, jnp.float32)), axis=-1)
+    return weights.astype(v.dtype) @ v
+
+
 class Attention(nnx.Module):
     """Multi-head self-attention with separate q, k, v projections: ``[B, T, D] -> [B, T, D]``.
 
-    ``fused_qkv`` computes the three projections as one product (``jax_impl.kernels.forward.qkv``).
+    Tuned (``kernels="tuned"``): the three projections as one product (``jax_impl.kernels.forward.qkv``)
+    and, for up to 32 tokens, attention with a gradient laid out for XLA CPU (``jax_impl.kernels.attention``).
     The products run in ``dtype``, the softmax in float32 (as PyTorch's autocast runs them).
     """
 
@@ -74,7 +83,7 @@ class Attention(nnx.Module):
             raise ValueError(f"width {width} is not divisible by heads {heads}")
         layers = _layers(kernels)
         self.heads = heads
-        self.fused_qkv = kernels == "tuned"
+        self.tuned = kernels == "tuned"
         self.q = _linear(layers, width, width, dtype, rngs)
         self.k = _linear(layers, width, width, dtype, rngs)
         self.v = _linear(layers, width, width, dtype, rngs)
@@ -84,18 +93,21 @@ class Attention(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         b, t, d = x.shape
         h = self.heads
-        if self.fused_qkv:
+        if self.tuned:
+            from jax_impl.kernels import attention
             from jax_impl.kernels.forward import qkv
 
             q, k, v = qkv(self, x)
+            scale = 1 / (d // h) ** 0.5
+            attend = (lambda q, k, v: attention.attend(q, k, v, scale)) if attention.applies(t) else _attend
         else:
             def split(y):  # [B, T, D] -> [B, H, T, D/H]
                 return y.reshape(b, t, h, d // h).transpose(0, 2, 1, 3)
 
             q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
-        scores = q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(jnp.asarray(d // h, q.dtype))  # [B, H, T, T]
-        weights = jax.nn.softmax(scores.astype(jnp.promote_types(scores.dtype, jnp.float32)), axis=-1).astype(v.dtype)
-        out = (weights @ v).transpose(0, 2, 1, 3).reshape(b, t, d)  # [B, T, D]
+            attend = _attend
+        out = attend(q, k, v)  # [B, H, T, D/H]
+        out = out.transpose(0, 2, 1, 3).reshape(b, t, d)  # [B, T, H, D/H] -> [B, T, D]
         return self.dropout(self.proj(out))
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jax_impl.kernels.conv import bias_add, conv2d, conv_relu_pool
+from jax_impl.kernels.conv import conv2d, conv_relu_pool
+from jax_impl.kernels.flat import bias_add
 from jax_impl.kernels.pooling import max_pool
 
 

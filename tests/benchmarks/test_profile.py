@@ -1,0 +1,64 @@
+"""The profiler command: a row of step times per framework and mode, traces on request, one-line errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.cli_helpers import assert_one_line_error, run_cli
+
+
+def test_prints_step_times_per_mode_and_writes_traces(tmp_path):
+    proc = run_cli("--model", "cnn", "--framework", "both", "--kernels", "tuned", "--torch-compile", "none",
+                   "--steps", "2", "--warmup", "0", "--trace", str(tmp_path), module="benchmarks.profile")
+    assert proc.returncode == 0, proc.stderr
+    rows = {tuple(cell.strip() for cell in line.strip("|").split("|")[:2]): line
+            for line in proc.stdout.splitlines() if line.startswith("| jax") or line.startswith("| torch")}
+    assert set(rows) == {("jax", "tuned"), ("torch", "eager")}, proc.stdout
+    for line in rows.values():
+        step_ms, forward_ms = (float(v) for v in line.strip("|").split("|")[3:5])
+        assert 0 < forward_ms and 0 < step_ms
+    assert "MFLOP per training image" in proc.stdout
+    assert list(tmp_path.glob("jax-cnn-tuned-float32/**/*.xplane.pb"))
+    assert (tmp_path / "torch-cnn-none-nchw-float32.json").stat().st_size > 0
+    assert "jax tuned: costliest XLA operations, per step" in proc.stdout
+    assert "torch eager: costliest PyTorch operators" in proc.stdout
+
+
+def test_xla_operations_sum_numbered_instances(tmp_path):
+    import gzip
+    import json
+
+    from benchmarks.profile import xla_operations
+
+    events = [{"ph": "X", "name": "ynn_fusion", "dur": 400, "args": {"hlo_op": "ynn_fusion.3"}},
+              {"ph": "X", "name": "ynn_fusion", "dur": 600, "args": {"hlo_op": "ynn_fusion.7"}},
+              {"ph": "X", "name": "copy", "dur": 5000, "args": {"hlo_op": "copy"}},
+              {"ph": "X", "name": "ThunkExecutor::Execute", "dur": 90000},
+              {"ph": "X", "name": "$profile.py:1 step", "dur": 90000}]
+    (tmp_path / "run").mkdir()
+    with gzip.open(tmp_path / "run" / "host.trace.json.gz", "wt") as f:
+        json.dump({"traceEvents": events}, f)
+    assert xla_operations(tmp_path, steps=2) == [("copy", 0.5, 2.5), ("ynn_fusion", 1.0, 0.5)]
+    assert xla_operations(tmp_path / "nothing") == []
+
+
+def test_ceiling_rows_per_framework_and_precision():
+    from benchmarks.profile import ceilings
+
+    rows = ceilings(["jax", "torch"], n=64, steps=2)
+    assert [r[:2] for r in rows] == [["jax", "float32"], ["jax", "bfloat16"], ["jax", "bfloat16 -> float32"],
+                                     ["torch", "float32"], ["torch", "bfloat16"]]
+    assert all(float(r[2]) > 0 for r in rows)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--model", "vgg16"], "--model 'vgg16' is unknown"),
+    (["--framework", "tf"], "--framework 'tf' is unknown"),
+    (["--steps", "0"], "--steps and --top must be at least 1"),
+    (["--top", "0"], "--steps and --top must be at least 1"),
+    (["--precision", "float16"], "--precision"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, needle):
+    assert_one_line_error(run_cli(*args, module="benchmarks.profile"), re.sub(r"\s+", " ", needle))
