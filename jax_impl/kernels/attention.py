@@ -46,8 +46,7 @@ def _softmax_f32(s: jax.Array, axis: int) -> jax.Array:
 def attend(q: jax.Array, k: jax.Array, v: jax.Array, scale: float) -> jax.Array:
     """``softmax(q @ k^T * scale) @ v``: ``[..., T, d]`` three times -> ``[..., T, d]``; the softmax in float32
     at least, the products in the inputs' dtype."""
-    weights = _softmax_f32(q @ _t(k) * scale, axis=-1).astype(v.dtype)  # [..., T, S]
-    return weights @ v
+    return _attend_fwd(q, k, v, scale)[0]  # (XLA drops the residuals it does not need)
 
 
 def _attend_fwd(q, k, v, scale):

@@ -53,6 +53,19 @@ def test_bfloat16_products_with_a_float32_softmax():
         np.testing.assert_allclose(got.astype(jnp.float32), want, rtol=0, atol=3e-2 * float(jnp.abs(want).max()))
 
 
-def test_it_applies_up_to_32_tokens():
+def test_it_applies_up_to_32_tokens_and_the_tuned_vit_runs_it():
+    from flax import nnx
+
+    from jax_impl.models import ViT
+
     assert attention.applies(17) and attention.applies(32)
     assert not attention.applies(33) and not attention.applies(50)
+
+    def jaxpr(variant, kernels):
+        model = ViT(variant, kernels=kernels, rngs=nnx.Rngs(0))
+        model.eval()
+        return str(jax.make_jaxpr(lambda x: model(x))(jnp.zeros((2, 28, 28, 1))))
+
+    assert "name=attend" in jaxpr("tiny/7", "tuned")  # 17 tokens
+    assert "name=attend" not in jaxpr("tiny/4", "tuned")  # 50 tokens: the plain attention
+    assert "name=attend" not in jaxpr("tiny/7", "stock")
