@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 
-from benchmarks.environment import cpu_name
+from benchmarks.environment import cpu_label
 from benchmarks.registry import MODELS, ModelSpec, import_object
 from benchmarks.settings import Settings
 from mnist_common.processes import World
@@ -76,7 +76,7 @@ class JaxBackend:
 
     def device(self) -> str:
         dev = self.jax.devices()[0]
-        return f"cpu: {cpu_name()}" if dev.platform == "cpu" else f"{dev.platform}: {dev.device_kind}"
+        return f"cpu: {cpu_label()}" if dev.platform == "cpu" else f"{dev.platform}: {dev.device_kind}"
 
     def environment(self) -> dict:
         return {
@@ -157,8 +157,8 @@ class JaxBackend:
 
         return load(directory)
 
-    def check_weights(self, model: str, variant: str | None, choice: str) -> None:
-        check_torchvision_weights(model, variant, choice)
+    def check_weights(self, model: str, variant: str | None, choice: str, image_size: int) -> None:
+        check_torchvision_weights(model, variant, choice, image_size)
 
     def count_params(self, model) -> int:
         from jax_impl.models import count_params
@@ -178,13 +178,13 @@ def torchvision_weights(model: str, choice: str, *, progress: bool = True):
         raise ModelBuildError(str(err)) from None
 
 
-def check_torchvision_weights(model: str, variant: str | None, choice: str) -> None:
-    """Fail before any training on weights that cannot be had (see ``torch_ref.finetune.weights``)."""
-    from torch_ref.finetune import WeightsError, check_available, pretrained_weights
+def check_torchvision_weights(model: str, variant: str | None, choice: str, image_size: int) -> None:
+    """Fail before any training on weights that cannot be had or do not fit (``torch_ref.finetune.check_weights``)."""
+    from torch_ref.finetune import WeightsError, check_weights
 
     try:
-        check_available(choice, pretrained_weights(model, variant))
-    except WeightsError as err:
+        check_weights(model, variant, choice, image_size=image_size)
+    except (WeightsError, ValueError) as err:
         raise ModelBuildError(str(err)) from None
 
 
@@ -230,7 +230,7 @@ class TorchBackend:
     def device(self) -> str:
         if self._device.type == "cuda":
             return f"cuda: {self.torch.cuda.get_device_name(self._device)}"
-        return f"cpu: {cpu_name()}" if self._device.type == "cpu" else self._device.type
+        return f"cpu: {cpu_label()}" if self._device.type == "cpu" else self._device.type
 
     def environment(self) -> dict:
         return {
@@ -298,8 +298,8 @@ class TorchBackend:
 
         return load(directory, device=self._device)
 
-    def check_weights(self, model: str, variant: str | None, choice: str) -> None:
-        check_torchvision_weights(model, variant, choice)
+    def check_weights(self, model: str, variant: str | None, choice: str, image_size: int) -> None:
+        check_torchvision_weights(model, variant, choice, image_size)
 
     def count_params(self, model) -> int:
         from torch_ref.models import count_params

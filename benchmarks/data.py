@@ -23,7 +23,6 @@ Arrays returned: images ``uint8 [N, 28, 28, 1]`` (NHWC), labels ``int32 [N]``.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import os
 import zlib
@@ -162,16 +161,73 @@ def _read_sha256sums(folder: Path) -> dict[str, str]:
     return sums
 
 
-def decompress(path: Path, raw: bytes, *, gzipped: bool | None = None) -> bytes:
-    """``raw`` decompressed when gzipped (by default: when ``path`` ends in .gz); DataError naming ``path``."""
+#: The most an IDX file may hold once decompressed (1 GiB: MNIST's largest file is 47 MB, EMNIST's 547 MB).
+MAX_IDX_BYTES = 1 << 30
+_CHUNK = 1 << 20
+
+
+def idx_size(path: Path, header: bytes) -> int:
+    """The length in bytes that an IDX file with this header (its first 4 + 4 * dims bytes) declares: the
+    header plus the product of its dimensions times the element size. DataError when the header is not an
+    IDX header or declares more than :data:`MAX_IDX_BYTES`."""
+    if len(header) < 4 or header[:2] != b"\x00\x00":
+        raise DataError(f"{path}: not an IDX file (no IDX magic number)")
+    itemsize = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}.get(header[2])
+    ndim = header[3]
+    if itemsize is None or ndim == 0:
+        raise DataError(f"{path}: not an IDX file (magic number {int.from_bytes(header[:4], 'big')})")
+    head = 4 + 4 * ndim
+    if len(header) < head:
+        raise DataError(f"{path}: truncated: {len(header)} bytes, shorter than the IDX header")
+    size = itemsize
+    for i in range(ndim):
+        size *= int.from_bytes(header[4 + 4 * i:8 + 4 * i], "big")
+    if head + size > MAX_IDX_BYTES:
+        raise DataError(f"{path}: its header declares {head + size:,} bytes, more than the {MAX_IDX_BYTES:,} an "
+                        "IDX file may hold here")
+    return head + size
+
+
+def _check_magic(path: Path, found: int, magic: int) -> None:
+    if found != magic:
+        kind = "image" if magic == IMAGE_MAGIC else "label"
+        raise DataError(f"{path}: wrong magic number {found} (expected {magic} for an IDX {kind} file)")
+
+
+def decompress(path: Path, raw: bytes, *, gzipped: bool | None = None, magic: int | None = None) -> bytes:
+    """``raw`` decompressed when gzipped (by default: when ``path`` ends in .gz); DataError naming ``path``.
+
+    Bounded: decompression stops one byte past the length the IDX header declares
+    (:func:`idx_size`, at most :data:`MAX_IDX_BYTES`), so a small file that expands
+    to gigabytes is refused before it is held in memory. ``magic``: the IDX magic number
+    the file must have (checked first, so that a file of the wrong kind says so).
+    """
     if not (path.suffix == ".gz" if gzipped is None else gzipped):
+        if len(raw) > MAX_IDX_BYTES:
+            raise DataError(f"{path}: {len(raw):,} bytes, more than the {MAX_IDX_BYTES:,} an IDX file may hold here")
         return raw
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # the gzip wrapper
     try:
-        return gzip.decompress(raw)
-    except EOFError:
-        raise DataError(f"{path}: truncated gzip stream") from None
-    except (gzip.BadGzipFile, zlib.error, OSError) as err:
+        out = bytearray(inflate.decompress(raw, 4))
+        if len(out) == 4 and out[3]:  # (a max_length of 0 would mean no limit)
+            out += inflate.decompress(inflate.unconsumed_tail, 4 * out[3])  # the dimensions
+        if magic is not None and len(out) >= 4:
+            _check_magic(path, int.from_bytes(out[:4], "big"), magic)
+        whole_header = len(out) >= 4 and len(out) == 4 + 4 * out[3]
+        limit = idx_size(path, bytes(out)) if whole_header else MAX_IDX_BYTES  # (else the stream ended early)
+        while len(out) <= limit and inflate.unconsumed_tail:
+            out += inflate.decompress(inflate.unconsumed_tail, min(_CHUNK, limit + 1 - len(out)))
+        if len(out) <= limit and not inflate.eof:
+            out += inflate.flush()
+        if len(out) > limit:
+            raise DataError(f"{path}: expands past the {limit:,} bytes its IDX header declares")
+        if not inflate.eof:
+            raise DataError(f"{path}: truncated gzip stream")
+    except zlib.error as err:
         raise DataError(f"{path}: not a valid gzip file ({err})") from None
+    if inflate.unused_data.strip(b"\x00"):  # another gzip member after the first: not an IDX file we wrote
+        raise DataError(f"{path}: data after the gzip stream (a file of several gzip members)")
+    return bytes(out)
 
 
 def parse_idx(path: Path, data: bytes, *, magic: int) -> np.ndarray:
@@ -179,15 +235,10 @@ def parse_idx(path: Path, data: bytes, *, magic: int) -> np.ndarray:
 
     Images come back as ``uint8 [N, 28, 28, 1]``, labels as ``int32 [N]``.
     """
-    kind = "image" if magic == IMAGE_MAGIC else "label"
     header_len = 16 if magic == IMAGE_MAGIC else 8
     if len(data) < header_len:
         raise DataError(f"{path}: truncated: {len(data)} bytes, shorter than the IDX header")
-    found_magic = int.from_bytes(data[:4], "big")
-    if found_magic != magic:
-        raise DataError(
-            f"{path}: wrong magic number {found_magic} (expected {magic} for an IDX {kind} file)"
-        )
+    _check_magic(path, int.from_bytes(data[:4], "big"), magic)
     n = int.from_bytes(data[4:8], "big")
     shape: tuple[int, ...] = (n,)
     if magic == IMAGE_MAGIC:
@@ -220,7 +271,7 @@ def load_idx(data_dir: str | os.PathLike | None = None) -> MNIST:
         if path is None:
             raise DataError(f"{folder / name}[.gz]: file not found")
         raw = path.read_bytes()
-        records = decompress(path, raw)
+        records = decompress(path, raw, magic=magic)
         arrays[name] = parse_idx(path, records, magic=magic)
         file_shas[name] = _sha256(raw)
         record_shas[name] = _sha256(records) if path.suffix == ".gz" else file_shas[name]

@@ -23,6 +23,36 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+#: /proc/cpuinfo flags that decide which float32 kernels the frameworks pick, most capable first.
+_ISA_FLAGS = (("amx_tile", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"))
+#: Environment variables that hold a framework below the CPU's instruction sets (docs/parity.md).
+ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+
+
+def cpu_isa() -> str | None:
+    """The most capable of AMX, AVX-512, AVX2, AVX, SSE4.2 the CPU has (x86-64 Linux; None elsewhere)."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return None
+    return next((name for flag, name in _ISA_FLAGS if flag in flags), None)
+
+
+def isa_caps() -> dict:
+    """The instruction-set caps set in the environment (XLA's flag and the variables above), by name."""
+    found = {name: os.environ[name] for name in ISA_CAP_VARIABLES if os.environ.get(name)}
+    xla = [f for f in os.environ.get("XLA_FLAGS", "").split() if f.startswith("--xla_cpu_max_isa=")]
+    return ({"xla_cpu_max_isa": xla[-1].split("=", 1)[1]} if xla else {}) | found
+
+
+def cpu_label() -> str:
+    """The CPU as every figure names it: ``AMD EPYC (AVX2)``, with the caps when the frameworks were held below."""
+    isa, caps = cpu_isa(), isa_caps()
+    held = f"; held to {', '.join(f'{k}={v}' for k, v in caps.items())}" if caps else ""
+    return f"{cpu_name()} ({isa or 'instruction sets unknown'}{held})"
+
+
 def git_commit() -> str | None:
     """``$BENCH_GIT_COMMIT`` when set (a copy of the tree whose ``.git`` may not match it, as on a
     lent GPU machine: the caller knows what it sent); else HEAD, ``+dirty`` with uncommitted changes."""
@@ -46,6 +76,8 @@ def host_environment() -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu": cpu_name(),
+        "cpu_isa": cpu_isa(),
+        "isa_caps": isa_caps(),
         "cpu_count": os.cpu_count(),
         "numpy": np.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),

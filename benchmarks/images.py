@@ -29,25 +29,78 @@ class ImageError(ValueError):
     """An input that is not an image, or cannot be read: one line naming it."""
 
 
+#: The largest picture read, in pixels (50 megapixels: a phone camera's full resolution); larger ones are refused
+#: from their header, before any pixel is decoded.
+MAX_PIXELS = 50_000_000
+#: The largest input file read (an IDX file's own limit is its header's size, at most 1 GiB decompressed).
+MAX_FILE_BYTES = 1 << 30
+#: Pictures are reduced to at most this many pixels a side as they are read: a digit ends up 20 pixels tall,
+#: and this keeps the memory a picture takes bounded (about 40 MB) whatever its size.
+WORKING_SIDE = 1024
+
+
 def read_grey(path: Path) -> np.ndarray:
-    """The image at ``path`` as float grey values in [0, 1]; transparency becomes white paper."""
+    """The image at ``path`` as float grey values in [0, 1]; transparency becomes white paper.
+
+    Pictures over :data:`MAX_PIXELS` are refused before decoding; larger sides than
+    :data:`WORKING_SIDE` are reduced (by whole factors, averaging, as they are read).
+    Deep images (16-bit grey, 32-bit integer or float) are scaled to [0, 1] by their
+    format's range, not clipped to 8 bits.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    pillows_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # this function's own limit applies
     try:
         with Image.open(path) as img:
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(f"{path}: {width}x{height} pixels, more than the {MAX_PIXELS:,} a picture may have "
+                                 "here: scale it down first")
+            factor = max(1, -(-max(width, height) // WORKING_SIDE))
+            if factor > 1 and img.format == "JPEG":
+                img.draft(img.mode, (width // factor, height // factor))  # JPEG decodes at a reduced scale itself
             img.load()
-            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-                rgba = img.convert("RGBA")
-                paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(paper, rgba)
-            grey = np.asarray(img.convert("L"), dtype=np.float64) / 255.0
+            factor = max(1, -(-max(img.size) // WORKING_SIDE))
+            grey = _grey(img.reduce(factor) if factor > 1 else img)
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (PNG, JPEG or another format Pillow reads)") from None
-    except OSError as err:
-        raise ImageError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except (OSError, ValueError) as err:  # a damaged or truncated file; a mode Pillow cannot convert
+        raise ImageError(f"{path}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillows_limit
     if grey.size == 0:
         raise ImageError(f"{path}: an empty image")
     return grey
+
+
+#: The full scale of Pillow's deep grey modes: 16-bit PNG and TIFF, 32-bit integers.
+_DEEP_SCALE = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535}
+
+
+def _grey(img) -> np.ndarray:
+    """A loaded Pillow image as float64 grey in [0, 1]: 8-bit modes through Pillow's own conversion (alpha over
+    white paper), deep ones scaled by their range."""
+    from PIL import Image
+
+    if img.mode in _DEEP_SCALE:
+        return np.asarray(img, dtype=np.float64) / _DEEP_SCALE[img.mode]
+    if img.mode == "I":  # 32-bit integers: a 16-bit file as Pillow often opens it, or a true 32-bit one
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if values.min() >= 0 and values.max() <= 65535 else float(values.max() - values.min()) or 1.0
+        return np.clip((values - min(0.0, values.min())) / top, 0.0, 1.0)
+    if img.mode == "F":  # floats: [0, 1] as they are, else stretched to their range
+        values = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        if values.min() >= 0 and values.max() <= 1:
+            return values
+        span = float(values.max() - values.min()) or 1.0
+        return (values - values.min()) / span
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(paper, rgba)
+    return np.asarray(img.convert("L"), dtype=np.float64) / 255.0
 
 
 def to_mnist(grey: np.ndarray) -> np.ndarray:
@@ -83,13 +136,18 @@ def load_inputs(paths: list[str]) -> tuple[list[str], np.ndarray]:
     names, images = [], []
     for text in paths:
         path = Path(text)
+        if path.is_dir():
+            raise ImageError(f"{path}: a folder, not an image or IDX file")
         if not path.is_file():
             raise ImageError(f"{path}: no such file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ImageError(f"{path}: {path.stat().st_size:,} bytes, more than the {MAX_FILE_BYTES:,} an input "
+                             "file may have here")
         raw = path.read_bytes()
         gzipped = raw[:2] == b"\x1f\x8b"
         if gzipped or raw[:4] == IMAGE_MAGIC.to_bytes(4, "big"):  # IDX, plain or gzip, by content not name
             try:
-                batch = parse_idx(path, decompress(path, raw, gzipped=gzipped), magic=IMAGE_MAGIC)
+                batch = parse_idx(path, decompress(path, raw, gzipped=gzipped, magic=IMAGE_MAGIC), magic=IMAGE_MAGIC)
             except DataError as err:
                 raise ImageError(str(err)) from None
             if len(batch) == 0:

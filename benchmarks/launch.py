@@ -92,7 +92,7 @@ def _describe(rank: int, processes: int, pid: int, code: int) -> str:
 
 
 def launch(command: Sequence[str], processes: int, *, port: int | None = None, use_gpus: bool = False,
-           pin: bool = False, env: dict | None = None, say=None) -> int:
+           pin: bool = False, env: dict | None = None, say=None, outcome=None) -> int:
     """Run ``command`` as ``processes`` workers on this machine; their exit status as one.
 
     ``use_gpus``: one GPU per worker (a LaunchError when there are fewer); else
@@ -101,7 +101,8 @@ def launch(command: Sequence[str], processes: int, *, port: int | None = None, u
     core each, JAX's gloo all-reduce waited on its own compute threads, and a
     2-process ViT step took 420 ms against 150-210 ms unbound (PyTorch DDP
     gained a little from binding; docs/performance.md). ``say`` prints the launcher's own lines (default:
-    stderr). Returns 0 when every worker succeeded, else the failing worker's
+    stderr); ``outcome()``, when given, says what the workers left behind when the launch was interrupted
+    (the runner: how many runs results.json holds). Returns 0 when every worker succeeded, else the failing worker's
     status (1 for one killed by a signal), or 128 + the signal that stopped the
     launch.
     """
@@ -145,23 +146,44 @@ def launch(command: Sequence[str], processes: int, *, port: int | None = None, u
         while True:
             codes = [w.poll() for w in workers]
             failed = next((r for r, c in enumerate(codes) if c not in (None, 0)), None)
-            if failed is not None:
-                _stop(workers, FAILED_GRACE_S)
-                say(f"error: {_describe(failed, processes, workers[failed].pid, codes[failed])}; stopped the other "
+            if failed is not None:  # said first, before the other workers' own errors as they are stopped
+                say(f"error: {_describe(failed, processes, workers[failed].pid, codes[failed])}; stopping the other "
                     "workers, and no run in progress was reported as finished")
+                _stop(workers, FAILED_GRACE_S)
                 return codes[failed] if codes[failed] > 0 else 1
             if all(c == 0 for c in codes):
                 return 0
             if stop["signum"] is not None:
+                done = [c == 0 for c in codes]  # finished before the signal reached them
                 _stop(workers)
-                say(f"interrupted by {signal.Signals(stop['signum']).name}: stopped {processes} workers; finished "
-                    "runs and the last epoch checkpoints are kept (continue with the same command and --resume)")
+                name = signal.Signals(stop["signum"]).name
+                left = f"; {outcome()}" if outcome is not None else ""
+                say(f"interrupted by {name}: {_fates(workers, done)}{left}; finished runs and the last epoch "
+                    "checkpoints are kept (continue with the same command and --resume)")
                 return 128 + stop["signum"]
             time.sleep(_POLL_S)
     finally:
         _stop(workers)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _fates(workers: list[subprocess.Popen], done: list[bool]) -> str:
+    """What each worker did when the launch was interrupted: finished before it, stopped by it, or failed."""
+    parts = []
+    for rank, (w, finished) in enumerate(zip(workers, done)):
+        code = w.returncode
+        if finished:
+            what = "had already finished"
+        elif code is not None and (code < 0 or code >= 128):
+            signum = -code if code < 0 else code - 128
+            what = f"stopped ({signal.Signals(signum).name})" if signum in signal.valid_signals() else "stopped"
+        elif code == 0:
+            what = "finished as it stopped"
+        else:
+            what = f"exited with status {code}"
+        parts.append(f"worker {rank} {what}")
+    return ", ".join(parts)
 
 
 def _stop(workers: list[subprocess.Popen], grace: float = GRACE_S) -> None:

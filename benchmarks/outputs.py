@@ -6,13 +6,21 @@ results is refused unless ``--overwrite`` (replace them) or ``--resume``
 (continue that run) says otherwise. Inside it: ``checkpoints/<run>/`` (unless
 ``--checkpoint-dir``) and ``models/<run>/``, one ``<run>`` per model, framework,
 mode and seed.
+
+One run writes to a folder at a time: :class:`FolderLock` holds ``.lock`` in it
+(an ``flock``, which the kernel drops however the holder ends, so a killed
+run never blocks the next), and names the holder to whoever is refused.
 """
 
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
+import shlex
+import shutil
+import sys
 from pathlib import Path
 
 DEFAULT_ROOT = Path("results")
@@ -39,6 +47,9 @@ def choose(out: str | None, *, resume: bool, overwrite: bool, checkpoints: str |
     folder = Path(out).resolve() if Path(out).is_symlink() else Path(out)  # results/latest: the folder it names
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"--out {folder} exists and is not a folder")
+    FolderLock(folder, "--out").check()  # a live run's folder: say whose, before anything else
+    if checkpoints and Path(checkpoints).is_dir():
+        FolderLock(Path(checkpoints), "--checkpoint-dir").check()
     kept = Path(checkpoints) if checkpoints else folder / "checkpoints"
     if resume and not ((folder / "results.json").is_file() or kept.is_dir()):
         raise OutputError(f"--resume: {folder} holds no results.json and {kept} no checkpoints to resume")
@@ -90,3 +101,126 @@ def run_name(model: str, framework: str, mode: str, seed: int, *, with_mode: boo
     """``cnn-jax-seed0``, or with several modes of a framework ``cnn-jax-stock-bf16-seed0``."""
     slug = "-" + mode.replace(", ", "-").replace(" ", "-") if with_mode else ""
     return f"{model}-{framework}{slug}-seed{seed}"
+
+
+#: The lock file in a locked folder: removed when its holder lets go; one a killed run left is taken over.
+LOCK_FILE = ".lock"
+#: Set by the launcher of several worker processes: the folders whose locks it holds for them.
+HELD_FOR_WORKERS = "BENCHMARKS_HELD_LOCKS"
+
+
+class FolderLock:
+    """The one-writer lock of a folder: ``acquire`` or an OutputError naming the run that holds it.
+
+    ``what`` names the folder in messages (``--out``, ``--checkpoint-dir``). The lock is
+    an ``flock`` on ``FOLDER/.lock``, released when :meth:`release` is called or the process
+    ends in any way (SIGKILL included: the file it leaves is then taken over); the file records
+    the holder's pid and command.
+    A folder listed in ``$BENCHMARKS_HELD_LOCKS`` by this process's launcher is already
+    held for it, and is not taken again.
+    """
+
+    def __init__(self, folder: Path, what: str = "--out"):
+        self.folder, self.what, self.fd = Path(folder), what, None
+
+    def _held_for_us(self) -> bool:
+        """Held by this process already, or by the launcher that started it."""
+        held = [p for p in os.environ.get(HELD_FOR_WORKERS, "").split(os.pathsep) if p]
+        return str(self.folder.resolve()) in held or self.folder.resolve() in _HELD_HERE
+
+    def check(self) -> None:
+        """OutputError naming the holder when a live run holds the folder; takes nothing (a look, not a lock)."""
+        path = self.folder / LOCK_FILE
+        if self._held_for_us() or not path.is_file():
+            return
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return  # (gone meanwhile: nobody holds it)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            raise OutputError(f"{self.what} {self.folder} is in use by another run ({_read_holder(fd)}): wait for it "
+                              "to end, or choose another folder") from None
+        finally:
+            os.close(fd)
+
+    def acquire(self) -> FolderLock:
+        if self._held_for_us():
+            return self
+        path = self.folder / LOCK_FILE
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as err:
+                raise OutputError(f"{self.what} {self.folder}: cannot create {LOCK_FILE} ({err.strerror})") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise OutputError(f"{self.what} {self.folder} is in use by another run ({holder}): wait for it to "
+                                  "end, or choose another folder") from None
+            try:  # the file a holder removed as it let go is not the lock any more: take the new one
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        command = shlex.join(["python", *getattr(sys, "orig_argv", sys.argv)[1:]])  # as it was typed
+        record = {"pid": os.getpid(), "command": command,
+                  "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        self.fd, self.path = fd, path
+        _HELD_HERE.add(self.folder.resolve())
+        return self
+
+    def release(self) -> None:
+        """Let go: the lock file is removed while still held (so no stale file is left), then closed."""
+        if self.fd is not None:
+            Path(self.path).unlink(missing_ok=True)
+            os.close(self.fd)  # (closing drops the flock)
+            self.fd = None
+            _HELD_HERE.discard(self.folder.resolve())
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+#: The folders this process holds (a look at one of them is no conflict).
+_HELD_HERE: set[Path] = set()
+
+
+def _read_holder(fd: int) -> str:
+    """'pid N: COMMAND' of a lock file's holder, as far as it has written it."""
+    try:
+        record = json.loads(os.pread(fd, 65536, 0).decode() or "{}")
+        return f"pid {record['pid']}: {record['command']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that has not yet said which"
+
+
+#: What a run writes at the top of its folder (``--overwrite`` clears these, and only these).
+RUN_FILES = ("results.json", "results.md", "results.csv", "report.md", "history.jsonl", "training_curves.png",
+             "throughput.png", "accuracy_vs_time.png", "confusion_matrices.png")
+RUN_FOLDERS = ("models", "checkpoints", "tensorboard")
+
+
+def clear(folder: Path) -> list[str]:
+    """Remove what an earlier run left in ``folder`` (its files and its models/, checkpoints/ and tensorboard/
+    folders; nothing else a user may keep there); the names removed."""
+    removed = []
+    for name in RUN_FILES + RUN_FOLDERS:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        else:
+            continue
+        removed.append(name + ("/" if name in RUN_FOLDERS else ""))
+    return removed

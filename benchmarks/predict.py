@@ -10,28 +10,20 @@ likely), or JSON with ``--json``. Mistakes print one line and exit 2.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import numpy as np
 
+from benchmarks import cli
 from benchmarks.backends import BACKENDS, DeviceError
-from benchmarks.images import ImageError, load_inputs
+from benchmarks.cli import Parser, UsageError
+from benchmarks.images import SIDE, ImageError, load_inputs
 from mnist_common.export import ExportError, read_config
 
 
-class UsageError(Exception):
-    """A bad command line: one line, exit 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(f"{message} (see --help)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m benchmarks.predict", description=__doc__.split("\n\n")[0])
+def build_parser() -> Parser:
+    p = Parser(prog="python -m benchmarks.predict", description=__doc__.split("\n\n")[0])
     p.add_argument("model_dir", metavar="MODEL_DIR", help="an exported model folder")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, JPEG, ...) or IDX image files")
     p.add_argument("--framework", default="jax", metavar="{jax,torch}",
@@ -50,11 +42,7 @@ def probabilities(logits: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return _main(sys.argv[1:] if argv is None else argv)
-    except (UsageError, ExportError, ImageError, DeviceError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return cli.run(_main, argv, mistakes=(ExportError, ImageError, DeviceError))
 
 
 def _main(argv: list[str]) -> int:
@@ -62,6 +50,9 @@ def _main(argv: list[str]) -> int:
     if args.framework not in BACKENDS:
         raise UsageError(f"--framework {args.framework!r} is unknown (choose from {', '.join(BACKENDS)})")
     config = read_config(args.model_dir)
+    if config["image_size"] != SIDE:
+        raise UsageError(f"{args.model_dir}: the model takes {config['image_size']} px images; inputs here become "
+                         f"{SIDE} px MNIST digits")
     if not 1 <= args.top <= config["num_classes"]:
         raise UsageError(f"--top must be in [1, {config['num_classes']}], got {args.top}")
     names, images = load_inputs(args.inputs)

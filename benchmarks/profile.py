@@ -23,7 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks import cli
 from benchmarks.backends import BACKENDS, DEVICES, DeviceError
+from benchmarks.cli import Parser, UsageError
 from benchmarks.data import DataError, load_mnist
 from benchmarks.malloc import keep_large_buffers
 from benchmarks.registry import MODELS
@@ -34,17 +36,8 @@ from mnist_common import normalize
 from mnist_common.config import ConfigError
 
 
-class UsageError(Exception):
-    """A bad command line: one line, exit 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(f"{message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m benchmarks.profile", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m benchmarks.profile", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="cnn", metavar="{cnn,vit}", help="model to time (default: cnn)")
     p.add_argument("--framework", default="both", metavar="{jax,torch,both}", help="framework (default: both)")
     p.add_argument("--kernels", default="stock,tuned", help="JAX modes, comma-separated (default: stock,tuned)")
@@ -261,16 +254,12 @@ def ceilings(frameworks: list[str], n: int = 2048, steps: int = 10) -> list[list
                 a = torch.ones(n, n, dtype=getattr(torch, precision))
                 torch.mm(a, a)
                 seconds = _time(lambda: torch.mm(a, a), steps, lambda: None)
-            rows.append([fw, precision, f"{2 * n ** 3 / seconds / 1e9:.0f}"])
+            rows.append([fw, precision, f"{2 * n ** 3 / seconds / 1e9:.3g}"])  # (a slow one is not 0)
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return _main(sys.argv[1:] if argv is None else argv)
-    except (UsageError, DataError, DeviceError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return cli.run(_main, argv, mistakes=(DataError, DeviceError))
 
 
 def _main(argv: list[str]) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -28,10 +29,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from benchmarks import outputs
+from benchmarks import cli, outputs
 from benchmarks import settings as settings_lib
 from benchmarks.backends import BACKENDS, DEVICES, FRAMEWORKS, DeviceError, ModelBuildError
-from benchmarks.data import DATA_SOURCES, DataError, load_mnist, train_val_split
+from benchmarks.cli import Parser, UsageError
+from benchmarks.data import DATA_SOURCES, NUM_CLASSES, DataError, load_mnist, train_val_split
 from benchmarks.environment import data_environment, host_environment
 from benchmarks.experiment import evaluate_exported, run_one
 from benchmarks.launch import LaunchError, choose_port, launch, visible_gpus
@@ -54,20 +56,11 @@ from mnist_common.schedules import SCHEDULES
 FINETUNE_MODELS = tuple(name for name, spec in MODELS.items() if spec.finetune)
 
 
-class UsageError(Exception):
-    """A bad command line or setting: printed as one line, exit 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line instead of usage + error
-        raise UsageError(f"{message} (see --help)")
-
-
 _PRESET = "(default: from the preset, see --list-presets)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = Parser(
         prog="python -m benchmarks.run",
         description="Train and evaluate MNIST classifiers in JAX/Flax and PyTorch, and report accuracy, macro-F1, "
         "loss and timing. Settings marked 'from the preset' take the preset's value unless given; "
@@ -258,15 +251,8 @@ def modes(args, base: settings_lib.Settings, framework: str) -> list[settings_li
 
 
 def parse_seeds(args) -> list[int]:
-    if args.seeds is None:
-        return [args.seed]
-    try:
-        seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
-    if not seeds or any(v < 0 for v in seeds) or len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds must be distinct integers >= 0, got {args.seeds!r}")
-    return seeds
+    """``--seeds`` (or ``--seed``) as a list: distinct integers in [0, MAX_SEED], no empty entries."""
+    return cli.parse_seeds(str(args.seed), "--seed") if args.seeds is None else cli.parse_seeds(args.seeds)
 
 
 def parse_frameworks(value: str) -> list[str]:
@@ -278,19 +264,17 @@ def parse_frameworks(value: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """The command: its status (0 done, 1 training diverged, 2 a mistake, 128 + N a signal)."""
     try:
-        return _main(argv)
-    except (UsageError, DataError, ModelBuildError, DeviceError, CheckpointError, ExportError, ProcessesError,
-            LaunchError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return cli.run(_main, argv, mistakes=(DataError, ModelBuildError, DeviceError, CheckpointError, ExportError,
+                                              ProcessesError, LaunchError))
     except FloatingPointError as err:
         print(f"error: training diverged: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted; finished runs are in the results folder", file=sys.stderr)
-        return 130
+    finally:
+        for lock in _LOCKS:
+            lock.release()
+        _LOCKS.clear()
 
 
 def _plan(args, frameworks: list[str], *, quiet: bool = False) -> list[tuple[str, list[str]]]:
@@ -387,6 +371,9 @@ def _main(argv: list[str]) -> int:
         raise UsageError("--data-dir must name a folder, got an empty path")
     if args.checkpoint_dir is not None and not args.checkpoint_dir.strip():
         raise UsageError("--checkpoint-dir must name a folder, got an empty path")
+    if args.checkpoint_dir is not None and Path(args.checkpoint_dir).exists() \
+            and not Path(args.checkpoint_dir).is_dir():
+        raise UsageError(f"--checkpoint-dir {args.checkpoint_dir} exists and is not a folder")
 
     data = load_mnist(args.data_dir, args.data_source)
     if launching:  # the workers do the rest: check what needs no framework, then start them
@@ -402,10 +389,12 @@ def _main(argv: list[str]) -> int:
         if use_gpus and len(visible_gpus()) < args.processes:
             raise UsageError(f"--processes {args.processes}: one GPU per process, and {len(visible_gpus())} are "
                              "visible (--device cpu divides the CPU cores instead)")
-        out_dir = _create_output(args, out_dir)
+        out_dir, locks = _create_output(args, out_dir)
         again = [] if args.out is not None else ["--out", str(out_dir)]  # every worker writes to the same folder
+        held = os.pathsep.join(str(lock.folder.resolve()) for lock in locks)  # held here, for the workers
         return launch([sys.executable, "-m", "benchmarks.run", *argv, *again], args.processes, port=port,
-                      use_gpus=use_gpus, pin=args.pin_cores)
+                      use_gpus=use_gpus, pin=args.pin_cores, env=dict(os.environ, **{outputs.HELD_FOR_WORKERS: held}),
+                      outcome=lambda: _finished_runs(out_dir))
     needed = [fw for fw in FRAMEWORKS if any(fw in fws for _, fws in plan)]
     backends = {fw: BACKENDS[fw](args.device, world) for fw in needed}  # imports each framework lazily
     devices = _devices(args, backends)
@@ -419,14 +408,18 @@ def _main(argv: list[str]) -> int:
         for fw in fws_of[name]:
             modes(args, s, fw)  # every combination checked before any training
         if MODELS[name].finetune:
-            backends[fws_of[name][0]].check_weights(name, s.variant, s.weights)
+            backends[fws_of[name][0]].check_weights(name, s.variant, s.weights, s.image_size)
         settings[name] = s
+    runs = _planned_runs(args, plan, settings, seeds, backends)
     if world.main:
-        out_dir = _create_output(args, out_dir)
+        out_dir, _ = _create_output(args, out_dir)  # locked until this process ends
+        previous = outputs.previous_results(out_dir) if args.resume else None  # read again, under the lock
     checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else out_dir / "checkpoints"
 
     results = {
         "command": "python -m benchmarks.run " + shlex.join(a for a in argv if a not in ("--resume", "--overwrite")),
+        "models": [name for name, _ in plan],
+        "frameworks": [fw for fw in FRAMEWORKS if any(fw in fws for _, fws in plan)],
         "settings": {name: s.as_dict() | {"seeds": seeds} for name, s in settings.items()},
         "environment": {
             "host": host_environment() | {"malloc": malloc, "processes": world.size,
@@ -437,29 +430,35 @@ def _main(argv: list[str]) -> int:
         "runs": [],
         "throughput_ratios": [],
     }
-    if previous is not None and previous.get("settings") != json.loads(json.dumps(results["settings"])):
-        raise UsageError(f"--resume: {out_dir} holds results of another command ({previous.get('command')}); "
-                         "resume with that command")
-    before = (previous or {}).get("environment", {}).get("host", {}).get("processes", 1)
-    if previous is not None and previous.get("runs") and before != world.size:
-        raise UsageError(f"--resume: {out_dir} holds runs of {before} process(es), this is {world.size}: resume "
-                         "with the same --processes, so that its speeds compare")
+    if previous is not None:
+        _check_same_run(previous, results, out_dir, world)
     finished = {run["run"]: run for run in (previous or {}).get("runs", []) if "run" in run}
+    if previous is not None and runs and all(run.key in finished for run in runs):
+        _say(world, f"nothing to resume: every run of this command in {out_dir} is finished ({len(runs)} run(s)); "
+             "its results are as they were")
+        return 0
+    if world.main:  # the command's identity, before any training: a resume is checked against it
+        write_results(out_dir, results | {"runs": list(finished.values())}, plots=False)
     history = HistoryLog(out_dir / "history.jsonl", append=args.resume) if world.main else _NoHistory()
+    again = [a for a in argv if a not in ("--resume", "--overwrite")]
+    if args.out is None:
+        again += ["--out", str(out_dir)]  # results/latest may name a later run by then
     try:  # a signal stops one process at a step boundary; several processes are stopped by their launcher
         with handling_signals() if world.size == 1 else contextlib.nullcontext():
             for name, fws in plan:
-                _train_model(args, name, fws, settings[name], seeds, preset, data, backends, results, finished,
-                             history, out_dir, checkpoints, world)
+                _train_model(args, name, settings[name], seeds, preset, data, backends, results, finished,
+                             history, out_dir, checkpoints, world, [run for run in runs if run.model == name])
     except StopRequested as err:
-        write_results(out_dir, results)
-        again = [a for a in argv if a not in ("--resume", "--overwrite")]
-        if args.out is None:
-            again += ["--out", str(out_dir)]  # results/latest may name a later run by then
+        if world.main:
+            write_results(out_dir, results)
         resume = shlex.join(["python", "-m", "benchmarks.run", *again, "--resume"])
-        kept = " and a checkpoint of the run in progress" if args.checkpoint_every else ""
-        print(f"interrupted ({err}): {len(results['runs'])} finished run(s){kept} are in {out_dir}; continue with: "
-              f"{resume}", file=sys.stderr)
+        left = len(runs) - len(results["runs"])
+        if not left:
+            _say(world, f"interrupted ({err}) after the last run finished: every result is in {out_dir}")
+        else:
+            kept = " and a checkpoint of the run in progress" if args.checkpoint_every else ""
+            _say(world, f"interrupted ({err}): {len(results['runs'])} finished run(s){kept} are in {out_dir} "
+                 f"({left} to go); continue with: {resume}")
         return err.exit_code
 
     if not world.main:
@@ -525,14 +524,62 @@ def _check_split(s: settings_lib.Settings, data) -> None:
         raise UsageError(f"--batch-size {s.batch_size} is larger than the {len(split.train)} training images")
 
 
-def _create_output(args, out_dir: Path) -> Path:
-    """The results folder, created (see ``benchmarks.outputs.create``), with results/latest pointing at it."""
+def _create_output(args, out_dir: Path) -> tuple[Path, list[outputs.FolderLock]]:
+    """The results folder, created (see ``benchmarks.outputs.create``) and locked for this run (and
+    ``--checkpoint-dir``, when given), with results/latest pointing at it. Under the lock the folder is looked at
+    again (another run may have finished into it meanwhile), and ``--overwrite`` clears what the old run left."""
     try:
         out_dir = outputs.create(out_dir, fresh=args.out is None and not args.resume)
+        locks = [outputs.FolderLock(out_dir, "--out").acquire()]
+        if args.checkpoint_dir:
+            Path(args.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+            locks.append(outputs.FolderLock(Path(args.checkpoint_dir), "--checkpoint-dir").acquire())
+        outputs.choose(str(out_dir), resume=args.resume, overwrite=args.overwrite, checkpoints=args.checkpoint_dir)
     except outputs.OutputError as err:
         raise UsageError(str(err)) from None
+    except OSError as err:
+        raise UsageError(f"--checkpoint-dir {args.checkpoint_dir}: cannot create folder ({err.strerror})") from None
+    if args.overwrite and (removed := outputs.clear(out_dir)):
+        print(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out_dir}", file=sys.stderr)
     outputs.point_latest(out_dir)
-    return out_dir
+    _LOCKS.extend(locks)  # held until the process ends
+    return out_dir, locks
+
+
+_LOCKS: list[outputs.FolderLock] = []
+
+
+def _finished_runs(out_dir: Path) -> str:
+    """How many finished runs ``out_dir``'s results.json holds, as a launcher reports it."""
+    try:
+        runs = json.loads((out_dir / "results.json").read_text()).get("runs", [])
+    except (OSError, ValueError, AttributeError):
+        runs = []
+    return f"{out_dir}/results.json holds {len(runs)} finished run(s)"
+
+
+def _check_same_run(previous: dict, results: dict, out_dir: Path, world: World) -> None:
+    """UsageError naming the first thing in which this command differs from the one that started ``out_dir``:
+    a resume continues the same runs, or it would mix two experiments in one folder."""
+    before = {"--model": previous.get("models"), "--framework": previous.get("frameworks"),
+              "--processes": previous.get("environment", {}).get("host", {}).get("processes", 1)}
+    now = {"--model": results["models"], "--framework": results["frameworks"], "--processes": world.size}
+    for flag in before:
+        if before[flag] is not None and before[flag] != now[flag]:
+            _different(out_dir, previous, flag, before[flag], now[flag])
+    old, new = previous.get("settings") or {}, json.loads(json.dumps(results["settings"]))
+    for model in sorted(set(old) | set(new)):
+        if model not in old or model not in new:
+            _different(out_dir, previous, "--model", sorted(old), sorted(new))
+        for field in sorted(set(old[model]) | set(new[model])):
+            if old[model].get(field) != new[model].get(field):
+                _different(out_dir, previous, _flag(field), old[model].get(field), new[model].get(field), model)
+
+
+def _different(out_dir: Path, previous: dict, flag: str, before, now, model: str | None = None):
+    which = f" of {model}" if model else ""
+    raise UsageError(f"--resume: {out_dir} holds a run of another command: its {flag}{which} was {before!r}, this "
+                     f"command's is {now!r}; resume with the command that started it ({previous.get('command')})")
 
 
 def _cores() -> int | None:
@@ -551,6 +598,9 @@ def run_test_only(args, argv: list[str]) -> int:
     if args.model_dir is None or not args.test_only:
         raise UsageError("--test-only and --model-dir go together: --test-only --model-dir DIR (an exported model)")
     config = read_config(args.model_dir)  # checks the folder, the config and the weights' SHA-256
+    if (config["image_size"], config["num_classes"]) != (28, NUM_CLASSES):
+        raise UsageError(f"--model-dir {args.model_dir}: a model of {config['num_classes']} classes on "
+                         f"{config['image_size']} px images cannot be tested on MNIST (10 classes, 28 px)")
     frameworks = parse_frameworks(args.framework)
     try:
         out_dir = outputs.choose(args.out, resume=False, overwrite=args.overwrite)
@@ -562,8 +612,12 @@ def run_test_only(args, argv: list[str]) -> int:
     backends = {fw: BACKENDS[fw](args.device) for fw in frameworks}
     try:
         out_dir = outputs.create(out_dir, fresh=args.out is None)
+        _LOCKS.append(outputs.FolderLock(out_dir, "--out").acquire())
+        outputs.choose(str(out_dir), resume=False, overwrite=args.overwrite)  # again, under the lock
     except outputs.OutputError as err:
         raise UsageError(str(err)) from None
+    if args.overwrite and (removed := outputs.clear(out_dir)):
+        print(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out_dir}", file=sys.stderr)
     # results/latest stays on the last training run: its models/ are what --model-dir and predict name
     weights = f"exported model {args.model_dir} (sha256 {config['weights']['sha256'][:12]})"
     results = {"command": "python -m benchmarks.run " + shlex.join(argv), "settings": {s.model: s.as_dict()},
@@ -582,10 +636,37 @@ def run_test_only(args, argv: list[str]) -> int:
     return 0
 
 
-def _train_model(args, name, fws, s, seeds, preset, data, backends, results, finished, history, out_dir,
-                 checkpoints, world: World) -> None:
-    """Every seed, framework and mode of one model: train, test, export, record; finished runs are kept.
-    Process 0 writes and speaks for all."""
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    """One run of the command: a model, framework, mode and seed, its settings as the backend runs them."""
+
+    model: str
+    framework: str
+    seed: int
+    settings: settings_lib.Settings
+    mode: str
+    key: str  # its name in results.json, models/ and checkpoints/: ``cnn-jax-seed0``
+
+
+def _planned_runs(args, plan, settings: dict, seeds: list[int], backends: dict) -> list[PlannedRun]:
+    """Every run of the command, in the order they run: per model, seed, framework and mode."""
+    runs = []
+    for name, fws in plan:
+        for seed in seeds:
+            for fw in fws:
+                per_fw = modes(args, settings[name].replace(seed=seed), fw)
+                for run_settings in per_fw:
+                    run_settings = backends[fw].resolve(run_settings)
+                    mode = mode_label(fw, run_settings)
+                    runs.append(PlannedRun(name, fw, seed, run_settings, mode,
+                                           outputs.run_name(name, fw, mode, seed, with_mode=len(per_fw) > 1)))
+    return runs
+
+
+def _train_model(args, name, s, seeds, preset, data, backends, results, finished, history, out_dir,
+                 checkpoints, world: World, runs: list[PlannedRun]) -> None:
+    """Every planned run of one model: train, test, export, record; finished runs are kept. Process 0 writes and
+    speaks for all. A signal that arrived during a run stops the command once that run's results are written."""
     spec = MODELS[name]
     extra = f" | {s.image_size} px | weights {s.weights}" if spec.finetune else ""
     train = s.train_size or len(data.train_labels) - s.val_size
@@ -594,36 +675,31 @@ def _train_model(args, name, fws, s, seeds, preset, data, backends, results, fin
          f"{s.epochs} epochs | batch {s.batch_size}{across} | {train} train / {s.val_size} val images{extra} | "
          f"seeds {','.join(map(str, seeds))} | data {data.source} ({data.location})")
     save_model = (args.save_model if args.save_model is not None else not spec.finetune) and world.main
-    for seed in seeds:
-        for fw in fws:
-            backend = backends[fw]
-            per_fw = modes(args, s.replace(seed=seed), fw)
-            for run_settings in per_fw:
-                STOP.check()  # a signal between runs: stop here
-                run_settings = backend.resolve(run_settings)
-                mode = mode_label(fw, run_settings)
-                key = outputs.run_name(name, fw, mode, seed, with_mode=len(per_fw) > 1)
-                if key in finished:
-                    results["runs"].append(finished[key])
-                    _say(world, f"[{backend.label}] {key}: finished before, kept")
-                    continue
-                _say(world, f"[{backend.label}] training {name} ({mode}), seed {seed}, on {backend.device()}")
-                checkpointing = Checkpointing(checkpoints / key, every=args.checkpoint_every, resume=args.resume,
-                                              identity={"framework": fw, **run_settings.as_dict()}) \
-                    if args.checkpoint_every else None
-                run = run_one(backend, run_settings, data, progress=not (args.no_progress or args.quiet),
-                              on_epoch=_epoch_logger(args, history, backend, run_settings),
-                              checkpointing=checkpointing, export_dir=out_dir / "models" / key if save_model else None)
-                run["run"] = key
-                results["runs"].append(run)
-                results["throughput_ratios"] = throughput_ratios(results["runs"])
-                if world.main:
-                    write_results(out_dir, results)
-                _say(world, f"[{backend.label}] {name} ({run['mode']}) seed {seed}: test accuracy "
-                     f"{run['test_accuracy']:.2%}, macro-F1 {run['test_macro_f1']:.4f}, {run['train_time_s']:.1f} s "
-                     f"training on {run['devices']} device(s); weights {run['weights']}")
-                for warning in run["warnings"]:
-                    _say(world, f"[{backend.label}] warning: {name} seed {seed}: {warning}")
+    for planned in runs:
+        STOP.check()  # a signal between runs: stop here
+        backend, key, run_settings, seed = backends[planned.framework], planned.key, planned.settings, planned.seed
+        if key in finished:
+            results["runs"].append(finished[key])
+            _say(world, f"[{backend.label}] {key}: finished before, kept")
+            continue
+        _say(world, f"[{backend.label}] training {name} ({planned.mode}), seed {seed}, on {backend.device()}")
+        checkpointing = Checkpointing(checkpoints / key, every=args.checkpoint_every, resume=args.resume,
+                                      identity={"framework": planned.framework, **run_settings.as_dict()}) \
+            if args.checkpoint_every else None
+        run = run_one(backend, run_settings, data, progress=not (args.no_progress or args.quiet),
+                      on_epoch=_epoch_logger(args, history, backend, run_settings),
+                      checkpointing=checkpointing, export_dir=out_dir / "models" / key if save_model else None)
+        run["run"] = key
+        results["runs"].append(run)
+        results["throughput_ratios"] = throughput_ratios(results["runs"])
+        if world.main:
+            write_results(out_dir, results)
+        _say(world, f"[{backend.label}] {name} ({run['mode']}) seed {seed}: test accuracy "
+             f"{run['test_accuracy']:.2%}, macro-F1 {run['test_macro_f1']:.4f}, {run['train_time_s']:.1f} s "
+             f"training on {run['devices']} device(s); weights {run['weights']}")
+        for warning in run["warnings"]:
+            _say(world, f"[{backend.label}] warning: {name} seed {seed}: {warning}")
+        STOP.check()  # a signal during the run (its test pass, say): its results are written; stop here
 
 
 if __name__ == "__main__":

@@ -3,7 +3,11 @@
 With n seeds the interval is the t-interval of the mean,
 ``mean +- t(0.975, n-1) * std / sqrt(n)`` with the sample standard deviation
 (``ddof=1``): with 3 seeds ``t`` is 4.30, so the interval is honest about how
-little three runs pin down. One seed has no spread: std and interval are None.
+little three runs pin down. It is given from three seeds on: with two, ``t`` is
+12.7 and the interval spans more than the metric can (an accuracy interval of
+[-12.63, 111.46]%), which says nothing. It is clipped to what the metric can be
+(accuracy and F1 in [0, 1], losses and times >= 0). One seed has no spread: std
+and interval are None.
 """
 
 from __future__ import annotations
@@ -25,8 +29,15 @@ METRICS = {
 }
 
 
-def summarize(values) -> dict:
-    """``{"n", "mean", "std", "ci95": [lo, hi]}`` of the finite values (None where undefined)."""
+#: The fewest seeds a 95% interval is given for (see the module's docstring).
+MIN_SEEDS_FOR_INTERVAL = 3
+#: What each metric can be: (lowest, highest); intervals are clipped to it.
+BOUNDS = {"test_accuracy": (0.0, 1.0), "test_macro_f1": (0.0, 1.0)}
+
+
+def summarize(values, bounds: tuple[float, float] = (0.0, math.inf)) -> dict:
+    """``{"n", "mean", "std", "ci95": [lo, hi]}`` of the finite values (None where undefined; the interval from
+    :data:`MIN_SEEDS_FOR_INTERVAL` values on, clipped to ``bounds``)."""
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
     n = len(x)
     if n == 0:
@@ -35,8 +46,11 @@ def summarize(values) -> dict:
     if n == 1:
         return {"n": 1, "mean": mean, "std": None, "ci95": None, "values": x.tolist()}
     std = float(x.std(ddof=1))
-    half = float(scipy_stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half], "values": x.tolist()}
+    ci = None
+    if n >= MIN_SEEDS_FOR_INTERVAL:
+        half = float(scipy_stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+        ci = [max(bounds[0], mean - half), min(bounds[1], mean + half)]
+    return {"n": n, "mean": mean, "std": std, "ci95": ci, "values": x.tolist()}
 
 
 def model_label(run: dict) -> str:
@@ -89,7 +103,8 @@ def summary_by_group(runs: list[dict]) -> list[dict]:
             "device": first.get("device"),
             "devices": first.get("devices", 1),
             "preset": first.get("preset"),
-            "metrics": {key: summarize([r.get(key) for r in members]) for key in METRICS},
+            "metrics": {key: summarize([r.get(key) for r in members], BOUNDS.get(key, (0.0, math.inf)))
+                        for key in METRICS},
         })
     return out
 
@@ -105,7 +120,8 @@ def format_mean_std(summary: dict, fmt: str = "{:.4f}", scale: float = 1.0) -> s
 
 
 def format_ci(summary: dict, fmt: str = "{:.4f}", scale: float = 1.0) -> str:
+    """``[lo, hi]``; ``-`` for one seed, ``n < 3`` for two (an interval from two runs says nothing)."""
     if summary["ci95"] is None:
-        return "-"
+        return f"n < {MIN_SEEDS_FOR_INTERVAL}" if 1 < summary["n"] < MIN_SEEDS_FOR_INTERVAL else "-"
     lo, hi = summary["ci95"]
     return f"[{fmt.format(lo * scale)}, {fmt.format(hi * scale)}]"

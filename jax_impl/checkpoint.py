@@ -21,8 +21,9 @@ from mnist_common.checkpointing import (
     Checkpointing,
     Progress,
     check_identity,
+    say_damaged,
+    say_resumed,
     start_over,
-    warn_skipped,
 )
 
 
@@ -59,10 +60,12 @@ class Checkpointer:
         self.manager.save(progress.number(steps_per_epoch), args=args, force=True)
         self.manager.wait_until_finished()
 
-    def restore(self, state) -> tuple[object, Progress] | None:
+    def restore(self, state, steps_per_epoch: int) -> tuple[object, Progress] | None:
         """The newest usable checkpoint, restored into the structure of ``state``, and its progress; None when
-        there is none. A damaged one is skipped with a warning; one from another run is a CheckpointError."""
+        there is none. A damaged one is removed (said in one line), so that the run goes on from the one before
+        it (or from the start) and Orbax can save that step again; one from another run is a CheckpointError."""
         target = _storable(state)
+        found = None
         for number in sorted(self.manager.all_steps(), reverse=True):
             where = self.plan.directory / str(number)
             try:
@@ -73,14 +76,32 @@ class Checkpointer:
                 progress = Progress.from_dict(meta["meta"]["progress"])
             except CheckpointError:
                 raise
-            except Exception as err:  # noqa: BLE001 - any damage: fall back to the one before
-                warn_skipped(where, err)
+            except Exception as err:  # noqa: BLE001 - any damage: remove it, fall back to the one before
+                if jax.process_index() == 0:
+                    say_damaged(where, err)
+                self._remove(number)
                 continue
             pure = jax.tree.map(lambda like, x: jax.random.wrap_key_data(x) if is_key(like) else x,
                                 state.to_pure_dict(), restored)
             restored_state = nnx.State(state)  # a copy of the structure, its leaves replaced below
             restored_state.replace_by_pure_dict(pure)
-            for later in (n for n in self.manager.all_steps() if n > number):  # skipped as damaged
-                self.manager.delete(later)
-            return restored_state, progress
-        return None
+            found = restored_state, progress
+            break
+        if jax.process_index() == 0:
+            say_resumed(self.plan.directory, found[1] if found else None, steps_per_epoch)
+        return found
+
+    def _remove(self, number: int) -> None:
+        """Remove step ``number`` however damaged (Orbax's delete, else the folder itself), then rescan."""
+        import shutil
+
+        try:
+            self.manager.delete(number)
+        except Exception:  # noqa: BLE001 - too damaged for Orbax's own bookkeeping
+            if jax.process_index() == 0:
+                shutil.rmtree(self.plan.directory / str(number), ignore_errors=True)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"removed checkpoint {number}")
+        self.manager.reload()

@@ -123,9 +123,7 @@ class _Evaluator:
         self.images = preprocess(np.pad(images, ((0, pad), (0, 0), (0, 0), (0, 0))))
         self.labels = jnp.asarray(np.pad(labels, (0, pad)))
         self._compiled = None  # set by compile()
-        model.eval()  # dropout off: a different (static) graph definition
-        self.graphdef, _ = nnx.split(model)
-        model.train()
+        self.graphdef, _ = nnx.split(evaluation_view(model))  # dropout off: a different (static) graph definition
 
     def compile(self, model_state) -> float:
         """Compile the evaluation step ahead of time for later calls; return the seconds taken."""
@@ -148,6 +146,17 @@ class _Evaluator:
         return logits, losses
 
 
+def evaluation_view(model: nnx.Module) -> nnx.Module:
+    """``model`` in evaluation mode (dropout off, running averages used) as a view over the same variables: the
+    model itself keeps the mode it was in, so a library call never changes how a caller's model behaves."""
+    return nnx.view(model, deterministic=True, use_running_average=True, raise_if_not_found=False)
+
+
+def training_view(model: nnx.Module) -> nnx.Module:
+    """``model`` in training mode (dropout on), a view over the same variables; the model keeps its own mode."""
+    return nnx.view(model, deterministic=False, use_running_average=False, raise_if_not_found=False)
+
+
 def _summary(logits: np.ndarray, losses: np.ndarray, labels: np.ndarray) -> dict:
     return {"loss": float(losses.mean()), "accuracy": float((logits.argmax(axis=1) == labels).mean())}
 
@@ -165,13 +174,15 @@ def step_flops(compiled) -> float | None:
 
 
 def evaluate(model: nnx.Module, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 1000) -> dict:
-    """Evaluation-mode ``loss`` (mean cross-entropy), ``accuracy`` (a fraction) and ``logits`` (NumPy)."""
+    """Evaluation-mode ``loss`` (mean cross-entropy), ``accuracy`` (a fraction) and ``logits`` (NumPy).
+
+    The model is left as it was found: its mode, parameters and random streams."""
     logits, losses = _Evaluator(model, images, labels, batch_size)(nnx.state(model))
     return _summary(logits, losses, np.asarray(labels)) | {"logits": logits}
 
 
 def predict(model: nnx.Module, images: np.ndarray, *, batch_size: int = 1000) -> np.ndarray:
-    """Evaluation-mode logits ``[N, num_classes]`` as NumPy."""
+    """Evaluation-mode logits ``[N, num_classes]`` as NumPy; the model is left as it was found."""
     return _Evaluator(model, images, None, batch_size)(nnx.state(model))[0]
 
 
@@ -224,7 +235,9 @@ def fit(
     (``[epochs, N]``, each row a permutation), or drawn from ``config.seed`` as
     ``torch_ref.train.fit`` draws them. ``shifts`` (``[epochs, N, 2]``) translates
     the image at position j of epoch e's order; by default they are drawn when
-    ``config.augment_shift`` is set. Dropout is on in training and off in validation.
+    ``config.augment_shift`` is set. Dropout is on in training and off in validation,
+    through views of the model (:func:`training_view`): the model keeps the mode it
+    came in with; its parameters and its dropout stream are what training changes.
     ``config.precision`` must be the model's ``dtype`` (Flax decides precision when
     the model is built); the loss is computed in float32 either way.
     ``optimizer``: an optax transformation used as it is, instead of the one the
@@ -262,8 +275,7 @@ def fit(
         lr_at = lambda step: None  # noqa: E731 - the caller's schedule is not ours to read
     recipe = StepRecipe(label_smoothing=float(config.label_smoothing), max_shift=max_shift)
     opt = nnx.Optimizer(model, optimizer, wrt=getattr(model, "trainable", nnx.Param))  # frozen layers: not in it
-    model.train()
-    graphdef, state = nnx.split((model, opt))
+    graphdef, state = nnx.split((training_view(model), opt))  # the model's own mode is left as it is
     state = jax.tree.map(jnp.copy, state)  # donated below; keep the model's own arrays valid
     mesh = batch_mesh(batch_size, config.devices)
     replicated = NamedSharding(mesh, P()) if mesh else jax.local_devices()[0]
@@ -279,7 +291,7 @@ def fit(
         from jax_impl.checkpoint import Checkpointer
 
         checkpointer = Checkpointer(checkpointing)
-        restored = checkpointer.restore(state) if checkpointing.resume else None
+        restored = checkpointer.restore(state, steps) if checkpointing.resume else None
         if restored is not None:
             state, done_before = restored
     state = placed(state, replicated)
@@ -344,12 +356,17 @@ def fit(
         stats = EpochStats(epoch + 1, float(loss_sum) / steps, epoch_time, steps * batch_size / epoch_time,
                            lr_at((epoch + 1) * steps - 1), **val)
         history.append(stats)
-        if checkpointer is not None and ((epoch + 1) % checkpointing.every == 0 or epoch + 1 == config.epochs):
+        stopping = STOP.signum is not None  # a signal during the epoch's last steps or its validation
+        if checkpointer is not None and ((epoch + 1) % checkpointing.every == 0 or epoch + 1 == config.epochs
+                                         or stopping):
             checkpointer.save(state, Progress(epoch + 1, history=tuple(h.as_dict() for h in history)), steps)
         if on_epoch is not None:
             on_epoch(stats)
         elif progress:
             print_epoch("jax", config.epochs, stats)
+        if stopping:
+            nnx.update((model, opt), placed(state, single))
+            STOP.check()  # answered at the epoch's end, with its checkpoint, even when every step had been queued
 
     nnx.update((model, opt), placed(state, single))  # the model lives on one device again
     return FitResult(

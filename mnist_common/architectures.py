@@ -1,7 +1,28 @@
-"""Facts about the torchvision architectures that every layer of the project needs: what input
-they accept and which initial weights a run may ask for."""
+"""Facts about the architectures that every layer of the project needs, with no framework: the ViT's
+variants table (both twins build from it), what input the torchvision architectures accept and which
+initial weights a run may ask for."""
 
 from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class ViTConfig:
+    width: int  # token dimension D
+    depth: int  # encoder blocks
+    heads: int  # attention heads; D must divide by it
+    mlp_dim: int  # hidden size of each block's MLP
+    patch: int  # patch side; the image side must divide by it
+
+
+#: The ViT's sizes, name -> shape, for both frameworks. "tiny/4" is the public 210k-parameter MNIST ViT's shape.
+VIT_VARIANTS = {
+    "tiny/7": ViTConfig(width=64, depth=6, heads=4, mlp_dim=128, patch=7),
+    "tiny/4": ViTConfig(width=64, depth=6, heads=4, mlp_dim=128, patch=4),
+    "small/4": ViTConfig(width=128, depth=6, heads=8, mlp_dim=256, patch=4),
+}
+DEFAULT_VIT_VARIANT = "tiny/7"
 
 #: ``--weights`` choices besides a file path: the pretrained enum, random init, or pretrained-if-available.
 WEIGHTS_CHOICES = ("auto", "pretrained", "none")

@@ -5,8 +5,8 @@ streams, in each framework's own format (``jax_impl.checkpoint``: Orbax;
 ``torch_ref.checkpoint``: a ``torch.save`` file that loads with
 ``weights_only=True``), plus the :class:`Progress` below and the run's identity:
 the settings a resumed run must share. Each is written atomically, the last
-``keep`` are kept, and a damaged one is skipped (with a warning) in favour of
-the one before.
+``keep`` are kept, and a damaged one is removed (said in one line) so that the
+run goes on from the one before it, or from the start, and can be resumed again.
 """
 
 from __future__ import annotations
@@ -65,9 +65,25 @@ def check_identity(saved: dict, current: dict, where) -> None:
                                   f"{current.get(key)!r}")
 
 
-def warn_skipped(where, err: Exception) -> None:
-    """One line on stderr: a damaged checkpoint was skipped for the one before it."""
-    print(f"warning: checkpoint {where} is unreadable ({err}); resuming from the one before it", file=sys.stderr)
+def say_damaged(where, err: Exception) -> None:
+    """One line on stderr: a damaged checkpoint, removed so that the run can go on (and resume again later)."""
+    print(f"warning: checkpoint {where} is damaged ({_short(err)}); removed it", file=sys.stderr)
+
+
+def say_resumed(directory: Path, progress: Progress | None, steps_per_epoch: int) -> None:
+    """One line on stderr: where a resumed run goes on from (or that it starts over, having none left)."""
+    if progress is None:
+        print(f"note: no usable checkpoint in {directory}: this run trains from the start", file=sys.stderr)
+    else:
+        where = f"epoch {progress.epoch + 1}, step {progress.step}" if progress.step else \
+            f"the end of epoch {progress.epoch}"
+        print(f"resuming from checkpoint {progress.number(steps_per_epoch)} in {directory} ({where})",
+              file=sys.stderr)
+
+
+def _short(err: Exception) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def start_over(directory: Path, resume: bool) -> None:

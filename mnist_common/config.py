@@ -21,6 +21,7 @@ PRECISIONS = ("float32", "bfloat16")
 #: ``torch.compile`` modes for the PyTorch training step (``none``: eager).
 TORCH_COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 MAX_AUGMENT_SHIFT = 8  # pixels; beyond that a 28 px digit leaves the frame
+MAX_SEED = 2**32 - 1  # seeds are unsigned 32-bit integers, as NumPy's, PyTorch's and JAX's generators all take
 
 
 class ConfigError(ValueError):
@@ -91,7 +92,7 @@ class TrainConfig:
             ("label_smoothing", 0 <= self.label_smoothing < 1, f"must be in [0, 1), got {self.label_smoothing}"),
             ("augment_shift", 0 <= self.augment_shift <= MAX_AUGMENT_SHIFT,
              f"must be in [0, {MAX_AUGMENT_SHIFT}] pixels, got {self.augment_shift}"),
-            ("seed", self.seed >= 0, f"must be >= 0, got {self.seed}"),
+            ("seed", 0 <= self.seed <= MAX_SEED, f"must be in [0, {MAX_SEED}], got {self.seed}"),
             ("eval_batch_size", self.eval_batch_size >= 1, f"must be at least 1, got {self.eval_batch_size}"),
             ("steps_per_call", self.steps_per_call >= 1, f"must be at least 1, got {self.steps_per_call}"),
             ("devices", self.devices is None or self.devices >= 1, f"must be at least 1, got {self.devices}"),
@@ -148,6 +149,7 @@ class FitResult:
     steps_per_call: int = 1
     devices: int = 1  # devices sharing each batch, over every process
     processes: int = 1  # processes of a multi-process run (benchmarks.launch, torchrun, SLURM)
+    compiled_steps: int = 0  # compiled PyTorch: the first steps, which compiled; their time is compile_time_s
     train_flops_per_image: float | None = None  # XLA's count of the compiled step, where it is complete
     recompilations: int = 0  # compilations after warm-up (compiled PyTorch)
 
@@ -168,6 +170,10 @@ class FitResult:
             return float("nan")
         if len(self.history) > 1:
             return self.images_per_epoch * (len(self.history) - 1) / sum(h.epoch_time_s for h in self.history[1:])
-        rest = self.history[0].epoch_time_s - self.warmup_time_s
-        images = self.images_per_epoch - self.batch_size * self.steps_per_call
+        if self.compiled_steps:  # compiled PyTorch: those steps are out of the epoch's time already
+            rest = self.history[0].epoch_time_s
+            images = self.images_per_epoch - self.batch_size * self.compiled_steps
+        else:
+            rest = self.history[0].epoch_time_s - self.warmup_time_s
+            images = self.images_per_epoch - self.batch_size * self.steps_per_call
         return images / rest if rest > 0 and images > 0 else self.history[0].images_per_s

@@ -68,9 +68,20 @@ def torchvision_config(spec_name: str, image_size: int) -> dict:
     )
 
 
+#: The sides an exported model may declare: a CNN needs 4 pixels for its two pools; beyond 256 the dense layer
+#: alone would take gigabytes, which no MNIST model needs (this project's are 28).
+MIN_SIDE, MAX_SIDE = 4, 256
+#: Classes an exported model may declare.
+MIN_CLASSES, MAX_CLASSES = 2, 1000
+
+
 def read_config(directory: str | os.PathLike) -> dict:
-    """``config.json`` of an exported model, after checking the folder, the config and the weights' SHA-256."""
+    """``config.json`` of an exported model, after checking the folder, every field the loaders read, and the
+    weights' SHA-256: an ExportError naming the file and the first problem, before anything is built."""
     directory = Path(directory)
+    if directory.is_file():
+        raise ExportError(f"{directory}: a file, not a model folder (an exported model is a folder with "
+                          f"{CONFIG_FILE} and {WEIGHTS_FILE})")
     if not directory.is_dir():
         raise ExportError(f"{directory}: no such model folder")
     path = directory / CONFIG_FILE
@@ -86,17 +97,57 @@ def read_config(directory: str | os.PathLike) -> dict:
     if config.get("model") not in ARCHITECTURES:
         raise ExportError(f"{path}: a {config.get('model')} model loads with --weights {directory / WEIGHTS_FILE}, "
                           f"not as an exported model (those are: {', '.join(ARCHITECTURES)})")
-    for key, kind in (("weights", dict), ("num_classes", int), ("class_names", list), ("image_size", int)):
-        if not isinstance(config.get(key), kind):
-            raise ExportError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
-    if "variant" not in config:
-        raise ExportError(f"{path}: field 'variant' is missing")
+    problem = _config_problem(config)
+    if problem:
+        raise ExportError(f"{path}: {problem}")
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise ExportError(f"{weights}: missing")
-    expected = config["weights"].get("sha256")
+    expected = config["weights"]["sha256"]
     actual = sha256_of(weights)
     if actual != expected:
         raise ExportError(f"{weights}: SHA-256 {actual[:12]}... does not match {CONFIG_FILE}'s "
                           f"{str(expected)[:12]}...: the file was changed or damaged")
     return config
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _config_problem(config: dict) -> str | None:
+    """What is wrong with an exported CNN's or ViT's config, field by field (None: nothing)."""
+    from mnist_common.architectures import VIT_VARIANTS
+
+    model, variant = config["model"], config.get("variant", "missing")
+    if model == "cnn" and variant is not None:
+        return f"field 'variant' must be null for a cnn, got {variant!r}"
+    if model == "vit" and variant not in VIT_VARIANTS:
+        return f"field 'variant' {variant!r} is not a ViT variant (choose from {', '.join(VIT_VARIANTS)})"
+    classes, side = config.get("num_classes"), config.get("image_size")
+    if not _is_int(classes) or not MIN_CLASSES <= classes <= MAX_CLASSES:
+        return f"field 'num_classes' must be an integer in [{MIN_CLASSES}, {MAX_CLASSES}], got {classes!r}"
+    if not _is_int(side) or not MIN_SIDE <= side <= MAX_SIDE:
+        return f"field 'image_size' must be an integer in [{MIN_SIDE}, {MAX_SIDE}] pixels, got {side!r}"
+    if model == "vit" and side % VIT_VARIANTS[variant].patch:
+        return f"field 'image_size' {side} does not divide into the {variant} ViT's {VIT_VARIANTS[variant].patch} px " \
+               "patches"
+    names = config.get("class_names")
+    if not isinstance(names, list) or len(names) != classes or not all(isinstance(n, str) for n in names):
+        return f"field 'class_names' must list {classes} names (one per class), got {_brief(names)}"
+    if len(set(names)) != len(names):
+        return "field 'class_names' names a class twice"
+    weights = config.get("weights")
+    if not isinstance(weights, dict) or weights.get("file") != WEIGHTS_FILE \
+            or not isinstance(weights.get("sha256"), str) or len(weights["sha256"]) != 64:
+        return f"field 'weights' must hold file {WEIGHTS_FILE!r} and its 64-digit sha256, got {_brief(weights)}"
+    pre = config.get("preprocessing")
+    if not isinstance(pre, dict) or pre.get("mean") != MNIST_MEAN or pre.get("std") != MNIST_STD:
+        return (f"field 'preprocessing' must hold MNIST's mean {MNIST_MEAN} and std {MNIST_STD} (what both loaders "
+                f"apply), got {_brief(pre)}")
+    return None
+
+
+def _brief(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."

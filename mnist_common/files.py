@@ -39,6 +39,21 @@ def atomic_write(path: str | os.PathLike, content: str | bytes) -> None:
         raise
 
 
+def write_via(path: str | os.PathLike, write) -> None:
+    """``write(tmp)`` writes a file at the temporary path it is given; it then gets an ordinary file's mode and is
+    renamed to ``path``, so a kill while writing leaves the previous file whole (for writers that take a path,
+    such as safetensors', which would otherwise leave its 0600)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(str(tmp))
+        os.chmod(tmp, _mode_for(path))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def sha256_of(path: Path) -> str:
     """The SHA-256 of a file, read in 1 MiB blocks (weights files are large)."""
     digest = hashlib.sha256()

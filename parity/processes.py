@@ -25,15 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import cli
+from benchmarks.cli import Parser, UsageError
 from parity.compare import compare_trees
-from parity.run import MODELS, UsageError, _Parser
+from parity.run import MODELS
 
 FRAMEWORKS = ("jax", "torch")
 LOSS_TOLERANCE, PARAM_TOLERANCE = 1e-5, 1e-4
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m parity.processes",
+    p = Parser(prog="python -m parity.processes",
                 description="Check that data-parallel training over several processes follows the one-process "
                 "trajectory: per-step losses and final parameters.")
     p.add_argument("--framework", default="both", metavar="{jax,torch,both}", help="framework(s) (default: both)")
@@ -161,25 +163,24 @@ def summary(records: list[dict], command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        args = build_parser().parse_args(argv)
-        if args.worker is not None:
-            return _worker(args)
-        frameworks = _choice(args.framework, FRAMEWORKS, "both", "--framework")
-        models = _choice(args.model, MODELS, "all", "--model")
-        for flag, value, least in (("--processes", args.processes, 2), ("--steps", args.steps, 1),
-                                   ("--batch-size", args.batch_size, 1)):
-            if value < least:
-                raise UsageError(f"{flag} must be at least {least}, got {value}")
-        if args.batch_size % args.processes:
-            raise UsageError(f"--batch-size {args.batch_size} does not split over {args.processes} processes")
-        out = Path(args.out) if args.out else None
-        if out is not None and out.exists() and not out.is_dir():
-            raise UsageError(f"--out {out} exists and is not a folder")
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return cli.run(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.worker is not None:
+        return _worker(args)
+    frameworks = _choice(args.framework, FRAMEWORKS, "both", "--framework")
+    models = _choice(args.model, MODELS, "all", "--model")
+    for flag, value, least in (("--processes", args.processes, 2), ("--steps", args.steps, 1),
+                               ("--batch-size", args.batch_size, 1)):
+        if value < least:
+            raise UsageError(f"{flag} must be at least {least}, got {value}")
+    if args.batch_size % args.processes:
+        raise UsageError(f"--batch-size {args.batch_size} does not split over {args.processes} processes")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
     from jax_impl import xla_cpu
 
     xla_cpu.apply()  # as the workers and the runner have it

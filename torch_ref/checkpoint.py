@@ -11,8 +11,8 @@ previous checkpoints whole; the last ``keep`` are kept.
 
 from __future__ import annotations
 
+import copy
 import json
-import os
 
 import torch
 
@@ -21,9 +21,11 @@ from mnist_common.checkpointing import (
     Checkpointing,
     Progress,
     check_identity,
+    say_damaged,
+    say_resumed,
     start_over,
-    warn_skipped,
 )
+from mnist_common.files import write_via
 
 _PREFIX, _SUFFIX = "checkpoint-", ".pt"
 
@@ -50,18 +52,18 @@ class Checkpointer:
             "meta": json.dumps({"identity": self.plan.identity, "progress": progress.as_dict()}),
         }
         path = self.plan.directory / f"{_PREFIX}{progress.number(steps_per_epoch):09d}{_SUFFIX}"
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        write_via(path, lambda tmp: torch.save(payload, tmp))
         for old in self._files()[self.plan.keep:]:
             old.unlink(missing_ok=True)
 
-    def restore(self, model, optimizer, scheduler) -> Progress | None:
+    def restore(self, model, optimizer, scheduler, steps_per_epoch: int, *, speak: bool = True) -> Progress | None:
         """Load the newest usable checkpoint into the model, optimizer, scheduler and random generators and
-        return its progress; None when there is none. A damaged file is skipped with a warning; one from
-        another run is a CheckpointError."""
-        files = self._files()
-        for i, path in enumerate(files):
+        return its progress; None when there is none. A damaged file is removed (said in one line) so that the
+        run goes on from the one before it, or from the start; one from another run is a CheckpointError.
+        ``speak``: say where the run goes on from (the process that speaks for a multi-process run)."""
+        found = None
+        fresh = [copy.deepcopy(part.state_dict()) for part in (model, optimizer, scheduler) if part is not None]
+        for path in self._files():
             try:
                 # on the CPU: load_state_dict moves each tensor where its model or optimizer keeps it
                 payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -76,10 +78,15 @@ class Checkpointer:
                     torch.cuda.set_rng_state_all([s.cpu() for s in payload["rng_cuda"]])
             except CheckpointError:
                 raise
-            except Exception as err:  # noqa: BLE001 - any damage: fall back to the one before
-                warn_skipped(path, err)
+            except Exception as err:  # noqa: BLE001 - any damage: remove it, fall back to the one before
+                if speak:
+                    say_damaged(path, err)
+                path.unlink(missing_ok=True)
+                for part, state in zip((p for p in (model, optimizer, scheduler) if p is not None), fresh):
+                    part.load_state_dict(state)  # whatever the damaged file half-loaded is undone
                 continue
-            for later in files[:i]:  # skipped as damaged: this run's next saves take their numbers
-                later.unlink(missing_ok=True)
-            return Progress.from_dict(meta["progress"])
-        return None
+            found = Progress.from_dict(meta["progress"])
+            break
+        if speak:
+            say_resumed(self.plan.directory, found, steps_per_epoch)
+        return found

@@ -51,15 +51,42 @@ def loss_function(model: nn.Module, task, *, label_smoothing: float, precision: 
     return loss if mode == "none" else torch.compile(loss, mode=mode)
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, *, mode: str) -> Callable[[], None]:
-    """``optimizer.step`` as a function of nothing, compiled unless ``mode`` is ``"none"``."""
+def optimizer_step(optimizer: torch.optim.Optimizer, *, mode: str,
+                   zero_lr: Callable[[], bool] | None = None) -> Callable[[], None]:
+    """``optimizer.step`` as a function of nothing, compiled unless ``mode`` is ``"none"``.
+
+    ``zero_lr()`` says, on the host and without reading the device, whether this step's
+    learning rate is exactly 0 (a linear warm-up's first step). The compiled step then
+    keeps the parameters as they were and updates only the optimizer's state, which is
+    what a step at learning rate 0 does: PyTorch's compiled Adam and AdamW fold the rate
+    into a divisor, ``sqrt(v) / (sqrt(1 - beta2^t) * -lr / (1 - beta1^t))``, which is
+    0 / -0 = NaN for a parameter whose gradient, and so ``v``, is exactly 0
+    (pytorch/pytorch#126514). The ViT's attention key biases have such a gradient
+    (softmax ignores a shift shared by every key); on AVX2 CPUs it comes out as exact
+    zeros, elsewhere as rounding noise, which is why the same run diverged on one CPU only.
+    """
     if mode == "none":
         return optimizer.step
 
     def step() -> None:
         optimizer.step()
 
-    return torch.compile(step, mode=mode)
+    compiled = torch.compile(step, mode=mode)
+    if zero_lr is None:
+        return compiled
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def guarded() -> None:
+        if not zero_lr():
+            compiled()
+            return
+        kept = [p.detach().clone() for p in params]
+        compiled()  # the optimizer's state advances as at any step
+        with torch.no_grad():
+            for p, before in zip(params, kept):
+                p.copy_(before)
+
+    return guarded
 
 
 def eval_forward(model: nn.Module, mode: str) -> nn.Module:

@@ -178,6 +178,7 @@ class WarmUp:
     first_step_s: float  # the first step, synchronised
     compiling_s: float  # the steps that compiled (0 for eager PyTorch)
     compilations: int  # Dynamo's count when warm-up ended: what comes later is a recompilation
+    compiling_steps: int = 0  # how many steps compiled
 
 
 def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], data: tuple, order: torch.Tensor,
@@ -200,7 +201,7 @@ def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], data
     x_train, y_train = data
     device = x_train.device
     loss_sum = torch.full((), loss_sum, device=device)
-    first_step_s, compiling_s, warm, done = None, 0.0, None, start
+    first_step_s, compiling_s, compiling_steps, warm, done = None, 0.0, 0, None, start
     for i in range(start, len(order)):
         idx = order[i]
         x = x_train[idx]  # [B, 1, 28, 28]
@@ -219,8 +220,9 @@ def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], data
             now = compiled.compilations() if compiled_step else 0
             if now > before:
                 compiling_s += took
+                compiling_steps += 1
             else:
-                warm = WarmUp(first_step_s, compiling_s, now)
+                warm = WarmUp(first_step_s, compiling_s, now, compiling_steps)
         done = i + 1
         if progress.due(i, done):
             shown = loss_sum if across is None else across(loss_sum)
@@ -228,7 +230,8 @@ def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], data
         if STOP.signum is not None:
             break
     if warm_up and warm is None:  # every step of the epoch compiled something (or it stopped at once)
-        warm = WarmUp(first_step_s or 0.0, compiling_s, compiled.compilations() if compiled_step else 0)
+        warm = WarmUp(first_step_s or 0.0, compiling_s, compiled.compilations() if compiled_step else 0,
+                      compiling_steps)
     return loss_sum, warm, done
 
 
@@ -267,7 +270,8 @@ def fit(
     on this process's rows of each batch, losses are averaged over the processes, only
     process 0 writes checkpoints and every process restores them. Raises
     FloatingPointError when the running loss stops being finite, and ``StopRequested``
-    (after a checkpoint) when a signal asked to stop.
+    (after a checkpoint) when a signal asked to stop. The model comes back in the mode and
+    memory format it came in; its parameters and the random streams are what training changes.
     """
     n = len(images)
     if len(labels) != n:
@@ -292,12 +296,14 @@ def fit(
     else:
         opt, sched = optimizer([p for p in model.parameters() if p.requires_grad]), None
         lr_at = lambda step: float(opt.param_groups[0]["lr"])  # noqa: E731
+    was_training = model.training
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     trained = parallel.replicate(model) if processes > 1 else model
     loss_fn = compiled.loss_function(trained, task, label_smoothing=config.label_smoothing,
                                      precision=config.precision, mode=mode)
-    opt_step = compiled.optimizer_step(opt, mode=mode)
+    zero_lr = (lambda: sched.lr_lambdas[0](sched.last_epoch) == 0) if sched is not None else None  # noqa: E731
+    opt_step = compiled.optimizer_step(opt, mode=mode, zero_lr=zero_lr)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return train_step(loss_fn, opt, opt_step, sched, x, y)
@@ -321,7 +327,7 @@ def fit(
 
         checkpointer = Checkpointer(checkpointing)
         if checkpointing.resume:
-            done_before = checkpointer.restore(model, opt, sched) or done_before
+            done_before = checkpointer.restore(model, opt, sched, steps, speak=rank == 0) or done_before
         if rank:
             checkpointer = None
     if processes > 1 and checkpointing is not None and checkpointing.resume \
@@ -367,19 +373,28 @@ def fit(
             summary = task.summary(_outputs(model, task, x_val, y_val, config.eval_batch_size, **evaluation),
                                    np.asarray(val_labels))
             val = {"val_loss": summary["loss"], "val_accuracy": summary["accuracy"]}
-        stats = EpochStats(epoch + 1, loss_sum.item() / steps, epoch_time, steps * batch_size / epoch_time,
+        timed = steps - (warm.compiling_steps if epoch == done_before.epoch else 0)  # compiling steps: not timed
+        stats = EpochStats(epoch + 1, loss_sum.item() / steps, epoch_time, timed * batch_size / epoch_time,
                            lr_at((epoch + 1) * steps - 1), **val)
         history.append(stats)
-        if checkpointer is not None and ((epoch + 1) % checkpointing.every == 0 or epoch + 1 == config.epochs):
+        stopping = STOP.signum is not None  # a signal during the epoch's last steps or its validation
+        if checkpointer is not None and ((epoch + 1) % checkpointing.every == 0 or epoch + 1 == config.epochs
+                                         or stopping):
             checkpointer.save(model, opt, sched, Progress(epoch + 1, history=tuple(h.as_dict() for h in history)),
                               steps)
         if on_epoch is not None:
             on_epoch(stats)
         elif progress:
             print_epoch("torch", config.epochs, stats)
+        if stopping:
+            STOP.check()  # answered at the epoch's end, with its checkpoint, even when every step had been queued
 
+    model.train(was_training)  # the caller's mode and memory format back; the parameters are what changed
+    if config.channels_last:
+        model.to(memory_format=torch.contiguous_format)
     warm = warm or WarmUp(0.0, 0.0, 0)  # (a resumed run that had nothing left to train)
     return FitResult(history=history, train_time_s=sum(h.epoch_time_s for h in history),
                      compile_time_s=compile_time + warm.compiling_s, warmup_time_s=warm.first_step_s,
                      steps_per_epoch=steps, batch_size=batch_size, devices=processes, processes=processes,
+                     compiled_steps=warm.compiling_steps,
                      recompilations=(compiled.compilations() - warm.compilations) if mode != "none" else 0)

@@ -68,14 +68,22 @@ def block(content: dict | str | list, folder: str, target: str = "README.md") ->
     return "\n".join([begin, *body, end])
 
 
-def update(path: Path, content: dict | str | list, folder: str) -> None:
-    """Replace the block generated from ``folder`` in ``path`` (its markers must already be there)."""
+def check_markers(path: Path, folder: str) -> None:
+    """ReportError unless ``path`` holds the pair of markers of the block generated from ``folder``."""
     text = path.read_text()
     begin, end = markers(folder, Path(path).as_posix())
     head_marker = begin.split(" (")[0]
     if head_marker not in text or end not in text:
         raise ReportError(f"{path} has no results markers for {folder} (a line starting '{head_marker}' "
                           f"and a line '{end}')")
+
+
+def update(path: Path, content: dict | str | list, folder: str) -> None:
+    """Replace the block generated from ``folder`` in ``path`` (its markers must already be there)."""
+    check_markers(path, folder)
+    text = path.read_text()
+    begin, end = markers(folder, Path(path).as_posix())
+    head_marker = begin.split(" (")[0]
     head, rest = text.split(head_marker, 1)
     _, tail = rest.split(end, 1)
     atomic_write(path, head + block(content, folder, Path(path).as_posix()) + tail)

@@ -133,7 +133,8 @@ def study_report(results: dict, plots: list[str]) -> str:
         summary_table(runs),
         "",
         "Mean ± sample standard deviation over the seeds listed; the 95% interval is the t-interval of",
-        "the mean (with 3 seeds, ± 4.30 standard errors). Training time excludes compilation and",
+        "the mean (with 3 seeds, ± 4.30 standard errors), clipped to [0, 100]%, and given from three seeds on",
+        "(`n < 3`: with two, ± 12.7 standard errors says nothing). Training time excludes compilation and",
         "validation; images/s is steady state. Per-run numbers: `results.csv`, `results.md`.",
         "",
     ]

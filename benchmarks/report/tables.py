@@ -107,8 +107,11 @@ def _malloc(host: dict) -> str:
 def environment_lines(env: dict) -> list[str]:
     """Bullet lines: host, commit and flags, each framework's versions and device, the data and its checksums."""
     host, data = env["host"], env["data"]
+    isa = f", {host['cpu_isa']}" if host.get("cpu_isa") else ""
+    caps = host.get("isa_caps") or {}
+    held = f", held to {', '.join(f'{k}={v}' for k, v in caps.items())}" if caps else ""
     lines = [
-        f"- host: {host['cpu']} ({host['cpu_count']} logical CPUs), {host.get('platform', '')}, "
+        f"- host: {host['cpu']} ({host['cpu_count']} logical CPUs{isa}{held}), {host.get('platform', '')}, "
         f"Python {host['python']}, NumPy {host.get('numpy', '?')}",
         f"- git commit: {host.get('git_commit') or 'unknown'}; XLA_FLAGS: `{host.get('xla_flags') or '(none)'}`"
         + _malloc(host),

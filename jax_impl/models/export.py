@@ -12,6 +12,7 @@ from jax_impl.models.cnn import CNN
 from jax_impl.models.layout import ConversionError, from_canonical, to_canonical
 from jax_impl.models.vit import ViT
 from mnist_common.export import WEIGHTS_FILE, ExportError, read_config, write_config
+from mnist_common.files import write_via
 
 
 def save(model: CNN | ViT, directory: str | os.PathLike, metadata: dict | None = None) -> dict:
@@ -23,9 +24,8 @@ def save(model: CNN | ViT, directory: str | os.PathLike, metadata: dict | None =
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{WEIGHTS_FILE}.tmp"
-    save_file(to_canonical(model), str(tmp))
-    os.replace(tmp, directory / WEIGHTS_FILE)  # a kill while writing leaves the previous file whole
+    weights = to_canonical(model)
+    write_via(directory / WEIGHTS_FILE, lambda path: save_file(weights, path))
     kind, variant = ("vit", model.variant) if isinstance(model, ViT) else ("cnn", None)
     return write_config(directory, model=kind, variant=variant, num_classes=model.num_classes,
                         image_size=model.image_size, metadata=metadata)
@@ -40,9 +40,8 @@ def save_torchvision(model, directory: str | os.PathLike, metadata: dict | None 
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{WEIGHTS_FILE}.tmp"
-    save_file(to_canonical(model.net), str(tmp))
-    os.replace(tmp, directory / WEIGHTS_FILE)
+    weights = to_canonical(model.net)
+    write_via(directory / WEIGHTS_FILE, lambda path: save_file(weights, path))
     return write_config(directory, metadata=metadata, **torchvision_config(model.arch, model.image_size))
 
 

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from cli_helpers import run_python
 
 from benchmarks.data import (
     DEFAULT_DATA_DIR,
@@ -114,3 +115,36 @@ def test_the_shipped_copy_is_looked_up_in_order(tmp_path, monkeypatch):
     message = str(err.value)
     assert "--data-dir" in message and "MNIST_DATA_DIR" in message and "mnist_data" in message
     assert str(tmp_path / "no-checkout") in message
+
+
+def test_a_gzip_idx_that_expands_past_its_header_is_refused_in_bounded_memory(tmp_path):
+    """A 10-image header followed by 1 GB of zeros (a 1 MB file): refused after reading one byte past what the
+    header declares, with the peak memory of the process far below the expansion."""
+    import zlib
+
+    header = (2051).to_bytes(4, "big") + (10).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    with open(tmp_path / "bomb.gz", "wb") as f:
+        f.write(deflate.compress(header))
+        zeros = bytes(1 << 24)
+        for _ in range(64):  # 1 GiB
+            f.write(deflate.compress(zeros))
+        f.write(deflate.flush())
+    code = (f"import json; from pathlib import Path; from benchmarks.data import DataError, decompress\n"
+            f"p = Path({str(tmp_path / 'bomb.gz')!r})\n"
+            "try:\n    decompress(p, p.read_bytes()); said = None\nexcept DataError as err:\n    said = str(err)\n"
+            "peak = next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+            "print(json.dumps({'said': said, 'peak_mb': peak / 1024}))")  # (this process's own peak, not its parent's)
+    found = run_python(code)
+    assert found["said"] and "expands past the 7,856 bytes its IDX header declares" in found["said"]
+    assert found["peak_mb"] < 500, found
+
+
+def test_an_idx_header_declaring_too_much_is_refused_before_reading_on(tmp_path):
+    import gzip
+
+    from benchmarks.data import MAX_IDX_BYTES, DataError, decompress
+
+    header = (2051).to_bytes(4, "big") + (2**31 - 1).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    with pytest.raises(DataError, match=f"more than the {MAX_IDX_BYTES:,}"):
+        decompress(tmp_path / "x.gz", gzip.compress(header))

@@ -69,3 +69,21 @@ def test_results_missing_what_reports_read_are_named(tmp_path):
         check_results(broken, tmp_path)
     with pytest.raises(ReportError, match="environment.host has no 'cpu'"):
         check_results(dict(good, environment={"host": {}, "data": {}}), tmp_path)
+
+
+def test_history_holds_each_epoch_of_a_run_once_whatever_was_resumed(tmp_path):
+    from benchmarks.report.files import HistoryLog
+
+    def line(seed, epoch):
+        return {"framework": "jax", "model": "cnn", "variant": None, "mode": "tuned", "seed": seed, "epoch": epoch}
+
+    log = HistoryLog(tmp_path / "history.jsonl")
+    for record in (line(0, 1), line(0, 2), line(1, 1), line(1, 2), line(1, 3)):
+        log.write(record)
+    with open(tmp_path / "history.jsonl", "a") as f:
+        f.write('{"framework": "jax", "mod')  # a line cut short by a kill
+    again = HistoryLog(tmp_path / "history.jsonl", append=True)  # seed 1 resumed from its epoch-1 checkpoint
+    again.write(line(1, 2))
+    again.write(line(1, 3))
+    seen = [(r["seed"], r["epoch"]) for r in map(json.loads, (tmp_path / "history.jsonl").read_text().splitlines())]
+    assert seen == [(0, 1), (0, 2), (1, 1), (1, 2), (1, 3)]

@@ -52,3 +52,53 @@ def test_idx_is_told_by_content_not_by_name(tmp_path, mnist):
     (tmp_path / "none").write_bytes(gzip.compress(header))  # gzipped, no .gz suffix, no images
     with pytest.raises(ImageError, match="no images"):
         load_inputs([str(tmp_path / "none")])
+
+
+def _png_header_only(path, width, height):
+    """A PNG whose header says ``width`` x ``height`` grey pixels, with almost no pixel data behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side", [10_000, 40_000])
+def test_a_picture_over_the_pixel_limit_is_refused_from_its_header(tmp_path, side):
+    from benchmarks.images import MAX_PIXELS
+
+    _png_header_only(tmp_path / "huge.png", side, side)
+    with pytest.raises(ImageError, match=f"{side}x{side} pixels, more than the {MAX_PIXELS:,}"):
+        read_grey(tmp_path / "huge.png")
+
+
+def test_a_large_picture_is_reduced_as_it_is_read(tmp_path):
+    from benchmarks.images import WORKING_SIDE
+
+    paper = np.full((3000, 2000), 255, np.uint8)
+    paper[600:2400, 900:1100] = 0
+    Image.fromarray(paper).save(tmp_path / "big.png")
+    grey = read_grey(tmp_path / "big.png")
+    assert max(grey.shape) <= WORKING_SIDE and to_mnist(grey).max() > 200
+
+
+def test_a_16_bit_picture_is_scaled_not_clipped(tmp_path, mnist):
+    """A 16-bit grey PNG of a digit becomes exactly what its 8-bit copy becomes (Pillow alone would clip it)."""
+    digit = mnist.test_images[7, :, :, 0]
+    paper = np.full((140, 140), 255, np.uint8)  # white paper, dark ink, the digit 3x larger
+    paper[28:112, 28:112] = 255 - np.kron(digit, np.ones((3, 3), np.uint8))
+    Image.fromarray(paper).save(tmp_path / "8.png")
+    Image.fromarray(paper.astype(np.uint16) * 257).save(tmp_path / "16.png")  # the same values on 16 bits
+    with Image.open(tmp_path / "16.png") as img:
+        assert img.mode.startswith("I")  # Pillow reads it as 16-bit: the case being tested
+    np.testing.assert_allclose(read_grey(tmp_path / "16.png"), read_grey(tmp_path / "8.png"), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(to_mnist(read_grey(tmp_path / "16.png")), to_mnist(read_grey(tmp_path / "8.png")))
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(ImageError, match="a folder, not an image or IDX file"):
+        load_inputs([str(tmp_path)])

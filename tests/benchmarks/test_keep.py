@@ -45,7 +45,7 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, framework, first_chec
     assert _wait_for(first_checkpoint, out, proc), "no checkpoint appeared"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert not (out / "results.json").exists(), "killed before the run finished"
+    assert _results(out)["runs"] == [], "killed before the run finished"  # (the command's identity is written first)
     resumed = run_cli(*args, "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     (a,), (b,) = _results(tmp_path / "whole")["runs"], _results(out)["runs"]
@@ -163,6 +163,163 @@ def test_results_are_never_replaced_by_surprise(exported, tmp_path):
 def test_resume_problems_are_one_line_errors(exported, tmp_path):
     assert_one_line_error(run_cli("--framework", "jax", *SMALL, "--out", str(tmp_path / "empty"), "--resume"),
                           "holds no results.json and", "no checkpoints to resume")
-    other = run_cli("--framework", "jax", "--model", "cnn", *SMALL, "--epochs", "3", "--batch-size", "64", "--out",
-                    str(exported), "--resume")
-    assert_one_line_error(other, "results of another command")
+    other = run_cli("--framework", "both", "--model", "cnn", *SMALL, "--epochs", "3", "--out", str(exported),
+                    "--resume")
+    assert_one_line_error(other, "holds a run of another command: its --epochs of cnn was 2, this command's is 3",
+                          "resume with the command that started it")
+    other = run_cli("--framework", "jax", "--model", "cnn", *SMALL, "--epochs", "2", "--out", str(exported),
+                    "--resume")
+    assert_one_line_error(other, "its --framework was ['jax', 'torch'], this command's is ['jax']")
+
+
+def _history(folder):
+    return [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
+
+
+def test_two_runs_into_one_folder_one_is_refused_the_other_completes(tmp_path):
+    out = tmp_path / "out"
+    args = ["--framework", "torch", "--model", "cnn", *SMALL, "--epochs", "4", "--out", str(out)]
+    first = subprocess.Popen(cli_command(*args), cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert _wait_for(".lock", out, first), "the first run never took the folder"
+    second = run_cli(*args)
+    assert_one_line_error(second, f"--out {out} is in use by another run (pid {first.pid}: python ",
+                          "benchmarks.run")
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    (run,) = _results(out)["runs"]
+    assert [h["epoch"] for h in _history(out)] == [1, 2, 3, 4] and len(run["history"]) == 4
+    assert not (out / ".lock").exists()
+
+
+def test_sigint_in_the_last_jax_epoch_stops_with_a_checkpoint_and_resume_finishes(tmp_path):
+    """With asynchronous dispatch every step of the last epoch is queued before the signal arrives: it is still
+    answered, at the epoch's end, with a checkpoint, the interrupted line and 130; --resume then finishes."""
+    args = ["--framework", "jax", "--model", "cnn", *SMALL, "--train-size", "2048", "--epochs", "2"]
+    whole = run_cli(*args, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen(cli_command(*args, "--out", str(out)), cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:  # the last epoch has begun: epoch 1 is logged
+        if (out / "history.jsonl").is_file() and (out / "history.jsonl").read_text().strip():
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted (stopped by SIGINT)" in err and "Traceback" not in err
+    assert list((out / "checkpoints" / "cnn-jax-seed0").glob("*[0-9]"))
+    resumed = run_cli(*args, "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    (a,), (b,) = _results(tmp_path / "whole")["runs"], _results(out)["runs"]
+    assert [a[k] for k in METRICS] == [b[k] for k in METRICS]
+    assert [h["epoch"] for h in _history(out)] == [1, 2]
+
+
+def _unfinished(folder):
+    """The folder as a kill before the run's results were written leaves it: results.json without the run."""
+    results = _results(folder)
+    (folder / "results.json").write_text(json.dumps(results | {"runs": []}))
+
+
+def test_a_damaged_newest_jax_checkpoint_is_removed_and_the_run_goes_on_from_the_one_before(tmp_path):
+    args = ["--framework", "jax", "--model", "cnn", *SMALL, "--epochs", "3"]
+    out = tmp_path / "out"
+    whole = run_cli(*args, "--out", str(out))
+    assert whole.returncode == 0, whole.stderr
+    finished = _results(out)["runs"][0]
+    folder = out / "checkpoints" / "cnn-jax-seed0"
+    newest = max(folder.glob("*[0-9]"), key=lambda p: int(p.name))
+    for f in (p for p in newest.rglob("*") if p.is_file()):
+        f.write_bytes(b"damaged")
+    _unfinished(out)
+    resumed = run_cli(*args, "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"checkpoint {newest} is damaged" in resumed.stderr and "removed it" in resumed.stderr
+    assert "resuming from checkpoint" in resumed.stderr and "(the end of epoch 2)" in resumed.stderr
+    (again,) = _results(out)["runs"]
+    assert [again[k] for k in METRICS] == [finished[k] for k in METRICS]  # as if never interrupted
+    assert [h["epoch"] for h in _history(out)] == [1, 2, 3]  # each epoch once
+    nothing = run_cli(*args, "--out", str(out), "--resume")
+    assert nothing.returncode == 0 and "nothing to resume" in nothing.stderr
+
+
+def test_a_damaged_only_torch_checkpoint_means_training_from_the_start(tmp_path):
+    args = ["--framework", "torch", "--model", "cnn", *SMALL, "--epochs", "2", "--checkpoint-every", "2"]
+    out = tmp_path / "out"
+    assert run_cli(*args, "--out", str(out)).returncode == 0
+    (only,) = (out / "checkpoints" / "cnn-torch-seed0").glob("checkpoint-*.pt")
+    only.write_bytes(b"damaged")
+    _unfinished(out)
+    resumed = run_cli(*args, "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "is damaged" in resumed.stderr and "no usable checkpoint" in resumed.stderr
+    assert "trains from the start" in resumed.stderr and "the one before it" not in resumed.stderr
+    assert [h["epoch"] for h in _history(out)] == [1, 2]  # each epoch once
+
+
+def test_a_resume_with_other_seeds_is_refused_naming_them(tmp_path):
+    args = ["--framework", "torch", "--model", "cnn", *SMALL, "--epochs", "1"]
+    out = tmp_path / "out"
+    assert run_cli(*args, "--seeds", "0", "--out", str(out)).returncode == 0
+    assert_one_line_error(run_cli(*args, "--seeds", "0,1", "--out", str(out), "--resume"),
+                          "its --seeds of cnn was [0], this command's is [0, 1]")
+
+
+def test_overwrite_leaves_nothing_of_the_old_run(tmp_path):
+    out = tmp_path / "out"
+    args = ["--framework", "torch", "--model", "cnn", *SMALL, "--epochs", "1", "--out", str(out)]
+    assert run_cli(*args, "--seeds", "0,1").returncode == 0
+    again = run_cli(*args, "--seed", "2", "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["cnn-torch-seed2"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["cnn-torch-seed2"]
+    assert {h["seed"] for h in _history(out)} == {2}
+    assert oct((out / "models" / "cnn-torch-seed2" / "model.safetensors").stat().st_mode & 0o777) == "0o644"
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("model", "resnet", "a resnet model loads with --weights"),
+    ("image_size", -28, "field 'image_size' must be an integer in [4, 256] pixels, got -28"),
+    ("image_size", 10**9, "field 'image_size' must be an integer in [4, 256] pixels"),
+    ("class_names", ["0", "1"], "field 'class_names' must list 10 names (one per class)"),
+    ("num_classes", "10", "field 'num_classes' must be an integer in [2, 1000]"),
+    ("variant", "tiny/7", "field 'variant' must be null for a cnn"),
+    ("preprocessing", {"mean": 0.5, "std": 0.5}, "field 'preprocessing' must hold MNIST's mean"),
+])
+def test_a_hand_edited_config_is_one_line_before_anything_is_built(exported, tmp_path, field, value, needle):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(exported / "models" / "cnn-torch-seed0", folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {field: value}))
+    png = tmp_path / "d.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(png)
+    assert_one_line_error(run_cli(str(folder), str(png), module="benchmarks.predict"), needle)
+    assert_one_line_error(run_cli("--test-only", "--model-dir", str(folder), "--out", str(tmp_path / "t")), needle)
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(exported):
+    idx = REPO / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+    model = exported / "models" / "cnn-torch-seed0"
+    for command in (cli_command("--list-presets"),
+                    cli_command(str(model), str(idx), "--framework", "torch", module="benchmarks.predict")):
+        shell = f"{' '.join(map(str, command))} | head -n 1; echo status ${{PIPESTATUS[0]}} >&2"
+        proc = subprocess.run(["bash", "-c", shell], cwd=REPO, env=cli_env(), capture_output=True, text=True,
+                              timeout=300)
+        assert len(proc.stdout.splitlines()) == 1
+        assert "status 0" in proc.stderr and "Traceback" not in proc.stderr and "Broken" not in proc.stderr, proc.stderr
+
+
+def test_a_folder_given_as_an_input_or_a_model_is_named_as_a_folder(exported, tmp_path):
+    model = exported / "models" / "cnn-torch-seed0"
+    assert_one_line_error(run_cli(str(model), str(tmp_path), module="benchmarks.predict"),
+                          "a folder, not an image or IDX file")
+    assert_one_line_error(run_cli(str(model / "config.json"), str(tmp_path), module="benchmarks.predict"),
+                          "a file, not a model folder")

@@ -67,3 +67,24 @@ def test_cpu_shares_are_disjoint_and_equal():
     assert len(shares) == 2 and len(shares[0]) == len(shares[1])
     if len(cpu_shares(1)[0]) >= 2:
         assert not set(shares[0]) & set(shares[1])
+
+
+def test_an_interrupted_launch_says_what_each_worker_really_did():
+    """Worker 0 has finished when SIGINT reaches the launcher; worker 1 is still running: the line says so, and
+    the launch ends with 130."""
+    import signal
+    import subprocess
+
+    from cli_helpers import REPO
+
+    worker = "import os, time; time.sleep(0 if os.environ['RANK'] == '0' else 60)"
+    code = (f"import sys; from benchmarks.launch import launch; "
+            f"sys.exit(launch([sys.executable, '-c', {worker!r}], 2, outcome=lambda: 'nothing written'))")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                            stderr=subprocess.PIPE, text=True)
+    assert "started 2 workers" in proc.stderr.readline()
+    time.sleep(2.0)  # worker 0 is done by now
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "interrupted by SIGINT: worker 0 had already finished, worker 1 stopped (SIGTERM); nothing written" in err

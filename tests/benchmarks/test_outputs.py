@@ -45,3 +45,40 @@ def test_a_mistake_leaves_no_empty_default_folder(tmp_path, monkeypatch, capsys)
     assert main(["--preset", "smoke", "--batch-size", "100000"]) == 2  # found after the folder is chosen
     assert "larger than the" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+
+
+def test_a_folder_has_one_writer_and_a_dead_holder_does_not_block(tmp_path):
+    import subprocess
+    import sys
+
+    from cli_helpers import REPO
+
+    hold = (f"import time; from pathlib import Path; from benchmarks.outputs import FolderLock; "
+            f"FolderLock(Path({str(tmp_path)!r})).acquire(); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold], cwd=REPO, env={"PYTHONPATH": str(REPO)},
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    for attempt in (outputs.FolderLock(tmp_path, "--out").check, outputs.FolderLock(tmp_path, "--out").acquire):
+        with pytest.raises(outputs.OutputError, match=rf"--out .* is in use by another run \(pid {holder.pid}: python "):
+            attempt()
+    holder.kill()
+    holder.wait()
+    lock = outputs.FolderLock(tmp_path).acquire()  # the holder died: taken over
+    lock.release()
+    assert not (tmp_path / outputs.LOCK_FILE).exists()  # let go: nothing left behind
+    # a holder killed with SIGKILL leaves its file; the kernel has dropped its lock, so the next run takes over
+    code = (f"import os, signal; from pathlib import Path; from benchmarks.outputs import FolderLock; "
+            f"FolderLock(Path({str(tmp_path)!r})).acquire(); os.kill(os.getpid(), signal.SIGKILL)")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, env={"PYTHONPATH": str(REPO)}, check=False)
+    assert (tmp_path / outputs.LOCK_FILE).exists()
+    outputs.FolderLock(tmp_path).acquire().release()
+
+
+def test_overwrite_clears_what_a_run_wrote_and_nothing_else(tmp_path):
+    for name in ("results.json", "history.jsonl", "report.md", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "models" / "cnn-jax-seed1").mkdir(parents=True)
+    (tmp_path / "checkpoints").mkdir()
+    removed = outputs.clear(tmp_path)
+    assert set(removed) == {"results.json", "history.jsonl", "report.md", "models/", "checkpoints/"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # the user's own file stays

@@ -65,8 +65,9 @@ def test_a_dead_worker_ends_the_run_with_a_line_naming_it(tmp_path):
     assert time.monotonic() - killed < 60
     assert proc.returncode != 0
     errors = [line for line in rest.splitlines() if line.startswith("error:")]
-    assert errors and "worker 1 of 2" in errors[-1] and "SIGKILL" in errors[-1], rest
-    assert not (out / "results.json").exists()  # the run in progress is not reported as finished
+    assert errors and "worker 1 of 2" in errors[0] and "SIGKILL" in errors[0], rest  # the launcher's line first
+    assert "Traceback" not in rest.split(errors[0])[0]
+    assert json.loads((out / "results.json").read_text())["runs"] == []  # the run in progress: not finished
 
 
 @pytest.mark.parametrize("args, needle", [

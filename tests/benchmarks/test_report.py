@@ -35,7 +35,11 @@ def test_summarize_matches_hand_arithmetic():
 def test_summarize_edge_cases():
     assert summarize([0.5]) == {"n": 1, "mean": 0.5, "std": None, "ci95": None, "values": [0.5]}
     assert summarize([None, float("nan")])["mean"] is None
-    assert summarize([1.0, 1.0])["ci95"] == [1.0, 1.0]
+    assert summarize([1.0, 1.0, 1.0])["ci95"] == [1.0, 1.0]
+    two = summarize([0.9, 0.95], bounds=(0.0, 1.0))  # t(0.975, 1) = 12.7: no interval, and the table says why
+    assert two["ci95"] is None and format_ci(two) == "n < 3"
+    wide = summarize([0.2, 0.9, 0.99], bounds=(0.0, 1.0))  # clipped to what an accuracy can be
+    assert wide["ci95"][0] == 0.0 and wide["ci95"][1] == 1.0
     assert format_mean_std(summarize([0.99, 0.98]), "{:.2f}", 100) == "98.50 ± 0.71"
     assert format_mean_std(summarize([]), "{:.2f}") == "-"
     assert format_ci(summarize([1.0])) == "-"
@@ -166,7 +170,7 @@ def test_parity_summary_goes_into_the_readme(tmp_path):
               "training": {}}
     text = parity_summary(report)
     rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]
-    assert ["1e-05", "3e-07", "passed"] == rows[2][1:] and ["cnn", "0.80", "17.0", "19.0", "1.12x"] in rows
+    assert ["float32", "1e-05", "3e-07", "passed"] == rows[2][1:] and ["cnn", "0.80", "17.0", "19.0", "1.12x"] in rows
     folder = tmp_path / "parity"
     folder.mkdir()
     (folder / "summary.md").write_text(text)
@@ -304,3 +308,38 @@ def test_scaling_table_measures_speedup_and_efficiency_against_the_fewest_cores(
     assert rows["2-processes"] == ["2", "2", "1200", "1.20x", "60%"]  # two processes sharing 2 cores: 2 cores
     assert_one_line_error(run_cli(str(tmp_path / "1-core"), "--scaling", module="benchmarks.report"),
                           "needs two or more report folders")
+
+
+@pytest.mark.parametrize("damage,needle", [
+    (lambda r: r["runs"][0].update(test_accuracy="99%"), "runs[0].test_accuracy must be a number, got \"99%\""),
+    (lambda r: r["runs"][1].update(history=None), "runs[1].history must be a list, got null"),
+    (lambda r: r["runs"][2]["confusion_matrix"][3].pop(), "runs[2].confusion_matrix must be 10 rows of 10 integers"),
+    (lambda r: r["runs"][0]["history"][1].update(epoch_time_s=None), "runs[0].history[1].epoch_time_s must be a number"),
+    (lambda r: r.update(environment=[]), "environment is not an object"),
+])
+def test_a_damaged_results_file_is_one_line_and_nothing_is_rewritten(tmp_path, results, damage, needle):
+    """Every run is checked before any report file is written: a report set is never left half rewritten."""
+    files.write_results(tmp_path, results, plots=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    damage(results)
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    before["results.json"] = (tmp_path / "results.json").read_bytes()
+    assert_one_line_error(run_cli(str(tmp_path), "--no-plots", module="benchmarks.report"), needle)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_out_with_one_folder_writes_only_there(tmp_path, results):
+    source, elsewhere = tmp_path / "source", tmp_path / "elsewhere"
+    source.mkdir()
+    (source / "results.json").write_text(json.dumps(results))
+    proc = run_cli(str(source), "--out", str(elsewhere), "--no-plots", module="benchmarks.report")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in source.iterdir()) == ["results.json"]  # left as it was
+    assert {"results.md", "report.md", "results.csv"} <= {p.name for p in elsewhere.iterdir()}
+
+
+def test_a_folder_named_as_the_readme_is_named_as_a_folder(tmp_path, results):
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert_one_line_error(run_cli(str(tmp_path), "--readme", str(tmp_path), module="benchmarks.report"),
+                          "a folder, not a file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]  # checked before anything is written

@@ -139,7 +139,10 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--framework", "torch", "--model", "faster_rcnn", "--label-smoothing", "0.1"], "does not apply to faster_rcnn"),
     (["--kernels", "fast"], "--kernels 'fast' is unknown (choose from auto, stock, tuned)"),
     (["--framework", "torch", "--model", "vgg16", "--kernels", "stock"], "--kernels does not apply to vgg16"),
-    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--seed", "-1"], "--seed must be integers in [0, 4294967295]"),
+    (["--seed", "99999999999999999999"], "--seed must be integers in [0, 4294967295]"),
+    (["--seeds", "0,,1"], "--seeds must be comma-separated integers with no empty entries"),
+    (["--checkpoint-dir", "README.md"], "--checkpoint-dir README.md exists and is not a folder"),
     (["--warmup-epochs", "-1"], "--warmup-epochs must be >= 0"),
     (["--framework", "torch", "--model", "vgg16", "--weights", "/nonexistent/vgg.pt"], "no such file"),
     (["--precision", "float16"], "--precision 'float16' is unknown (choose from float32, bfloat16)"),
@@ -151,13 +154,24 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--steps-per-call", "0"], "--steps-per-call must be at least 1"),
     (["--model", "cnn,resnet"], "unknown model 'resnet'"),
     (["--seeds", "0,x"], "--seeds must be comma-separated integers"),
-    (["--seeds", "1,1"], "--seeds must be distinct"),
+    (["--seeds", "1,1"], "--seeds names a seed twice"),
     (["--malloc", "jemalloc"], "unknown --malloc 'jemalloc'"),
 ])
 def test_usage_errors_exit_2_with_one_line(tmp_path, args, needle):
     proc = run_cli(*args, "--out", str(tmp_path / "out"))
     assert_one_line_error(proc, needle)
-    assert not (tmp_path / "out" / "results.json").exists()
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_every_models_weights_are_checked_before_the_first_model_trains(tmp_path):
+    """A state dict that is not AlexNet's stops the command before the CNN, first in the list, trains."""
+    import torch
+
+    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "bad.pt")
+    proc = run_cli("--framework", "torch", "--model", "cnn,alexnet", "--preset", "smoke", "--weights",
+                   str(tmp_path / "bad.pt"), "--out", str(tmp_path / "out"))
+    assert_one_line_error(proc, "bad.pt do not fit AlexNet")
+    assert not (tmp_path / "out").exists()
 
 
 def test_out_that_is_a_file_is_refused(tmp_path):

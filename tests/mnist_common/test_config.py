@@ -21,7 +21,8 @@ from mnist_common.schedules import schedule_factor
     ({"augment_shift": 9}, "augment_shift", "[0, 8]"),
     ({"steps_per_call": 0}, "steps_per_call", "at least 1"),
     ({"devices": 0}, "devices", "at least 1"),
-    ({"seed": -1}, "seed", ">= 0"),
+    ({"seed": -1}, "seed", "in [0, 4294967295]"),
+    ({"seed": 2**32}, "seed", "in [0, 4294967295]"),
 ])
 def test_bad_values_name_their_field(changes, field, words):
     with pytest.raises(ConfigError) as err:
@@ -77,5 +78,5 @@ def test_an_exported_config_missing_a_field_is_one_clear_error(tmp_path):
     config = json.loads((tmp_path / CONFIG_FILE).read_text())
     config["weights"] = "model.safetensors"  # hand-edited: not the dict the loader reads
     (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
-    with pytest.raises(ExportError, match="field 'weights' is missing or not a dict"):
+    with pytest.raises(ExportError, match="field 'weights' must hold file 'model.safetensors' and its 64-digit sha256"):
         read_config(tmp_path)

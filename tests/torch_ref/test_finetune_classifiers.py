@@ -48,8 +48,7 @@ def test_frozen_features_stay_put_while_the_classifier_trains(mnist):
 def test_input_is_resized_grey_to_rgb_and_normalised_as_the_weights_say(mnist):
     model = classifiers.build("alexnet", weights="none", image_size=70)
     meta = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.transforms()
-    assert model.mean.flatten().tolist() == pytest.approx(meta.mean)
-    assert model.std.flatten().tolist() == pytest.approx(meta.std)
+    assert model.mean == pytest.approx(meta.mean) and model.std == pytest.approx(meta.std)
     seen = {}
 
     def keep_input(module, inputs, output):
@@ -61,7 +60,8 @@ def test_input_is_resized_grey_to_rgb_and_normalised_as_the_weights_say(mnist):
         model.eval()(x)
     assert seen["x"].shape == (2, 3, 70, 70)
     assert not torch.equal(seen["x"][:, 0], seen["x"][:, 1])  # per-channel ImageNet statistics differ
-    pixels = seen["x"] * model.std + model.mean  # back to [0, 1]: the three channels are the same grey
+    std, mean = (torch.tensor(v).view(1, 3, 1, 1) for v in (model.std, model.mean))
+    pixels = seen["x"] * std + mean  # back to [0, 1]: the three channels are the same grey
     assert torch.allclose(pixels[:, 0], pixels[:, 2], atol=1e-6)
     assert pixels.min() > -1e-5 and pixels.max() < 1 + 1e-5
 

@@ -12,7 +12,8 @@ from torch_ref.finetune.classifiers import alexnet, vgg16
 from torch_ref.finetune.detection import faster_rcnn
 from torch_ref.finetune.weights import WeightsError, WeightsInfo, check_available
 
-__all__ = ["alexnet", "vgg16", "faster_rcnn", "WeightsError", "WeightsInfo", "check_available", "pretrained_weights"]
+__all__ = ["alexnet", "vgg16", "faster_rcnn", "WeightsError", "WeightsInfo", "check_available", "check_weights",
+           "pretrained_weights"]
 
 
 def pretrained_weights(model: str, variant: str | None = None):
@@ -20,3 +21,24 @@ def pretrained_weights(model: str, variant: str | None = None):
     if model == "faster_rcnn":
         return detection.DETECTORS[variant or detection.DEFAULT_DETECTOR].weights
     return classifiers.ARCHS[model].weights
+
+
+def check_weights(model: str, variant: str | None, choice: str, *, image_size: int) -> None:
+    """Fail now, before any model trains, on ``--weights`` that the builder would refuse later: pretrained weights
+    that are not to be had, or a file that is not a state dict of ``model`` (its keys and shapes are checked by
+    building the model on the ``meta`` device, which allocates nothing). Raises WeightsError or ValueError."""
+    import functools
+    import warnings
+
+    import torch
+
+    from mnist_common.architectures import WEIGHTS_CHOICES
+
+    check_available(choice, pretrained_weights(model, variant))
+    if choice in WEIGHTS_CHOICES:
+        return
+    build = functools.partial(detection.build, variant or detection.DEFAULT_DETECTOR) if model == "faster_rcnn" \
+        else functools.partial(classifiers.build, model)
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # copying into meta parameters is a no-op, which is all this needs
+        build(weights=choice, image_size=image_size, progress=False)

@@ -51,15 +51,15 @@ class MNISTClassifier(nn.Module):
         super().__init__()
         self.net = net
         self.image_size = image_size
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.mean, self.std = tuple(mean), tuple(std)  # made in the input's dtype per batch: exact in float64 too
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * MNIST_STD + MNIST_MEAN  # back to pixel values in [0, 1]
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
         x = x.expand(-1, 3, -1, -1)  # [B, 1, S, S] -> [B, 3, S, S]: grey as RGB
-        return self.net((x - self.mean) / self.std)
+        mean, std = (x.new_tensor(v).view(1, 3, 1, 1) for v in (self.mean, self.std))
+        return self.net((x - mean) / std)
 
 
 def _replace_head(net: nn.Module, num_classes: int) -> None:

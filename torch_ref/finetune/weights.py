@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from mnist_common.architectures import WEIGHTS_CHOICES
-from mnist_common.files import sha256_of
+from mnist_common.files import sha256_of, write_via
 
 # torch.hub names cached files "<name>-<first hex digits of the SHA-256>.<ext>".
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")
@@ -201,7 +201,5 @@ def save_state_dict(model: torch.nn.Module, directory: str | os.PathLike, *, spe
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.net.state_dict().items()}
-    tmp = directory / f".{WEIGHTS_FILE}.tmp"
-    save_file(state, str(tmp))
-    os.replace(tmp, directory / WEIGHTS_FILE)
+    write_via(directory / WEIGHTS_FILE, lambda path: save_file(state, path))
     return write_config(directory, metadata=metadata, **torchvision_config(spec_name, model.image_size))

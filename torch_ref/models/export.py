@@ -9,6 +9,7 @@ from pathlib import Path
 from torch import nn
 
 from mnist_common.export import WEIGHTS_FILE, ExportError, read_config, write_config
+from mnist_common.files import write_via
 from torch_ref.models.cnn import CNN
 from torch_ref.models.vit import ViT
 
@@ -20,9 +21,7 @@ def save(model: CNN | ViT, directory: str | os.PathLike, metadata: dict | None =
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = directory / f".{WEIGHTS_FILE}.tmp"
-    save_file(state, str(tmp))
-    os.replace(tmp, directory / WEIGHTS_FILE)  # a kill while writing leaves the previous file whole
+    write_via(directory / WEIGHTS_FILE, lambda path: save_file(state, path))
     kind, variant = ("vit", model.variant) if isinstance(model, ViT) else ("cnn", None)
     return write_config(directory, model=kind, variant=variant, num_classes=model.num_classes,
                         image_size=model.image_size, metadata=metadata)

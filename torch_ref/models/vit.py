@@ -13,33 +13,18 @@ at +-2 std (Flax's ``truncated_normal``), biases 0, class token 0.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnist_common.architectures import DEFAULT_VIT_VARIANT as DEFAULT_VARIANT
+from mnist_common.architectures import VIT_VARIANTS as VARIANTS
+from mnist_common.architectures import ViTConfig
+
 LN_EPS = 1e-6
 INIT_STD = 0.02
-
-
-@dataclasses.dataclass(frozen=True)
-class ViTConfig:
-    width: int  # token dimension D
-    depth: int  # encoder blocks
-    heads: int  # attention heads; D must divide by it
-    mlp_dim: int  # hidden size of each block's MLP
-    patch: int  # patch side; the image side must divide by it
-
-
-#: name -> size; the same table as the Flax model's.
-VARIANTS = {
-    "tiny/7": ViTConfig(width=64, depth=6, heads=4, mlp_dim=128, patch=7),
-    "tiny/4": ViTConfig(width=64, depth=6, heads=4, mlp_dim=128, patch=4),
-    "small/4": ViTConfig(width=128, depth=6, heads=8, mlp_dim=256, patch=4),
-}
-DEFAULT_VARIANT = "tiny/7"
 
 
 def trunc_normal_(tensor: torch.Tensor, std: float = INIT_STD) -> torch.Tensor:
