@@ -34,8 +34,8 @@ class ImageError(ValueError):
 MAX_PIXELS = 50_000_000
 #: The largest input file read (an IDX file's own limit is its header's size, at most 1 GiB decompressed).
 MAX_FILE_BYTES = 1 << 30
-#: Pictures are reduced to at most this many pixels a side as they are read: a digit ends up 20 pixels tall,
-#: and this keeps the memory a picture takes bounded (about 40 MB) whatever its size.
+#: Pictures are reduced to at most this many pixels a side once decoded (JPEGs as they are decoded): a digit ends up
+#: 20 pixels tall, and what follows then works on at most a million pixels whatever the picture's size.
 WORKING_SIDE = 1024
 
 
@@ -43,7 +43,8 @@ def read_grey(path: Path) -> np.ndarray:
     """The image at ``path`` as float grey values in [0, 1]; transparency becomes white paper.
 
     Pictures over :data:`MAX_PIXELS` are refused before decoding; larger sides than
-    :data:`WORKING_SIDE` are reduced (by whole factors, averaging, as they are read).
+    :data:`WORKING_SIDE` are reduced by whole factors, averaging (a JPEG while it is
+    decoded, other formats once decoded: up to 4 bytes a pixel, 200 MB at the limit).
     Deep images (16-bit grey, 32-bit integer or float) are scaled to [0, 1] by their
     format's range, not clipped to 8 bits.
     """
@@ -61,7 +62,7 @@ def read_grey(path: Path) -> np.ndarray:
                 img.draft(img.mode, (width // factor, height // factor))  # JPEG decodes at a reduced scale itself
             img.load()
             factor = max(1, -(-max(img.size) // WORKING_SIDE))
-            grey = _grey(img.reduce(factor) if factor > 1 else img)
+            grey = _grey(_reducible(img).reduce(factor) if factor > 1 else img)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -73,6 +74,18 @@ def read_grey(path: Path) -> np.ndarray:
     if grey.size == 0:
         raise ImageError(f"{path}: an empty image")
     return grey
+
+
+def _reducible(img):
+    """``img`` in a mode ``Image.reduce`` takes, values kept: 1-bit and palette images as grey or colour (with
+    their transparency), 16-bit grey as 32-bit integers."""
+    if img.mode == "1":
+        return img.convert("L")
+    if img.mode == "P":
+        return img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode.startswith("I;16"):
+        return img.convert("I")
+    return img
 
 
 #: The full scale of Pillow's deep grey modes: 16-bit PNG and TIFF, 32-bit integers.

@@ -85,6 +85,24 @@ def cpu_shares(processes: int) -> list[list[int]]:
     return [cores[i * per:(i + 1) * per] for i in range(processes)]
 
 
+#: Set for each worker: the launcher's pid, so that the worker ends with it (:func:`end_with_launcher`).
+LAUNCHER = "BENCHMARKS_LAUNCHER_PID"
+
+
+def end_with_launcher() -> None:
+    """In a worker that a launcher started: ask the kernel for SIGTERM when the launcher dies (Linux's
+    ``PR_SET_PDEATHSIG``), so that no worker trains on, unwatched, in a folder whose lock died with its launcher;
+    if the launcher is gone already, end now. Elsewhere, and in a process no launcher started, nothing."""
+    launcher = os.environ.get(LAUNCHER)
+    if not launcher or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if str(os.getppid()) != launcher:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _describe(rank: int, processes: int, pid: int, code: int) -> str:
     what = (f"was killed by {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals()
             else f"exited with status {code}")
@@ -125,6 +143,7 @@ def launch(command: Sequence[str], processes: int, *, port: int | None = None, u
     try:
         for rank in range(processes):
             worker_env = base | {
+                LAUNCHER: str(os.getpid()),
                 "WORLD_SIZE": str(processes), "RANK": str(rank), "LOCAL_RANK": str(rank),
                 "LOCAL_WORLD_SIZE": str(processes), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
             }

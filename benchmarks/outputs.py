@@ -21,6 +21,7 @@ import os
 import shlex
 import shutil
 import sys
+import time
 from pathlib import Path
 
 DEFAULT_ROOT = Path("results")
@@ -54,14 +55,25 @@ def choose(out: str | None, *, resume: bool, overwrite: bool, checkpoints: str |
     if resume and not ((folder / "results.json").is_file() or kept.is_dir()):
         raise OutputError(f"--resume: {folder} holds no results.json and {kept} no checkpoints to resume")
     if (folder / "results.json").is_file() and not (resume or overwrite):
-        raise OutputError(f"--out {folder} already holds results (results.json): add --overwrite to replace them "
-                          "or --resume to continue that run")
+        held = _runs_in(folder / "results.json")
+        what = (f"already holds {held} finished run(s)" if held else
+                "holds a command that finished no run yet (it was stopped, or failed)")
+        raise OutputError(f"--out {folder} {what}: add --resume to continue it, or --overwrite to start again")
     return folder
 
 
-def create(folder: Path, *, fresh: bool) -> Path:
+def _runs_in(path: Path) -> int:
+    """How many finished runs a results.json holds (0 when it cannot say)."""
+    try:
+        runs = json.loads(path.read_text()).get("runs")
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return len(runs) if isinstance(runs, list) else 0
+
+
+def create(folder: Path, *, fresh: bool, what: str = "--out") -> Path:
     """Create ``folder`` (``fresh``: a new default folder, given the next free ``-2``, ``-3`` ... suffix if
-    another invocation took its name, so that two never share one) and return it."""
+    another invocation took its name, so that two never share one) and return it; ``what`` names it in errors."""
     try:
         if not fresh:
             folder.mkdir(parents=True, exist_ok=True)
@@ -74,7 +86,7 @@ def create(folder: Path, *, fresh: bool) -> Path:
                 continue
             return candidate
     except OSError as err:
-        raise OutputError(f"--out {folder}: cannot create folder ({err.strerror})") from None
+        raise OutputError(f"{what} {folder}: cannot create folder ({err.strerror})") from None
     raise OutputError(f"cannot find a free folder name next to {folder}; give --out DIR")
 
 
@@ -89,12 +101,22 @@ def point_latest(folder: Path, root: Path = DEFAULT_ROOT) -> None:
 
 
 def previous_results(folder: Path) -> dict | None:
-    """The results a resumed run already has, if any (None when there is no readable results.json)."""
+    """The results a resumed run already has, if any (None when there is no results.json); OutputError for a file
+    that is not one (not JSON, or not an object whose ``runs`` is a list of runs with their names)."""
     path = folder / "results.json"
     try:
-        return json.loads(path.read_text()) if path.is_file() else None
+        results = json.loads(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
         raise OutputError(f"--resume: {path} is not readable JSON") from None
+    if results is None:
+        return None
+    runs = results.get("runs") if isinstance(results, dict) else None
+    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs) \
+            or not isinstance(results.get("settings", {}), dict) \
+            or not isinstance(results.get("environment", {}), dict):
+        raise OutputError(f"--resume: {path} is not a results file of benchmarks.run (no list of runs); start again "
+                          "with --overwrite")
+    return results
 
 
 def run_name(model: str, framework: str, mode: str, seed: int, *, with_mode: bool) -> str:
@@ -105,6 +127,8 @@ def run_name(model: str, framework: str, mode: str, seed: int, *, with_mode: boo
 
 #: The lock file in a locked folder: removed when its holder lets go; one a killed run left is taken over.
 LOCK_FILE = ".lock"
+#: Seconds an acquire waits before it refuses: another process's look (``FolderLock.check``) holds it for an instant.
+LOOK_S = 1.0
 #: Set by the launcher of several worker processes: the folders whose locks it holds for them.
 HELD_FOR_WORKERS = "BENCHMARKS_HELD_LOCKS"
 
@@ -125,7 +149,7 @@ class FolderLock:
 
     def _held_for_us(self) -> bool:
         """Held by this process already, or by the launcher that started it."""
-        held = [p for p in os.environ.get(HELD_FOR_WORKERS, "").split(os.pathsep) if p]
+        held = json.loads(os.environ.get(HELD_FOR_WORKERS) or "[]")  # (JSON: a path may hold any character)
         return str(self.folder.resolve()) in held or self.folder.resolve() in _HELD_HERE
 
     def check(self) -> None:
@@ -149,6 +173,7 @@ class FolderLock:
         if self._held_for_us():
             return self
         path = self.folder / LOCK_FILE
+        deadline = time.monotonic() + LOOK_S
         while True:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -159,6 +184,9 @@ class FolderLock:
             except OSError:
                 holder = _read_holder(fd)
                 os.close(fd)
+                if time.monotonic() < deadline:  # another process's look (check) holds it for an instant
+                    time.sleep(0.05)
+                    continue
                 raise OutputError(f"{self.what} {self.folder} is in use by another run ({holder}): wait for it to "
                                   "end, or choose another folder") from None
             try:  # the file a holder removed as it let go is not the lock any more: take the new one

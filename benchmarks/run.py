@@ -36,7 +36,7 @@ from benchmarks.cli import Parser, UsageError
 from benchmarks.data import DATA_SOURCES, NUM_CLASSES, DataError, load_mnist, train_val_split
 from benchmarks.environment import data_environment, host_environment
 from benchmarks.experiment import evaluate_exported, run_one
-from benchmarks.launch import LaunchError, choose_port, launch, visible_gpus
+from benchmarks.launch import LaunchError, choose_port, end_with_launcher, launch, visible_gpus
 from benchmarks.malloc import keep_large_buffers
 from benchmarks.presets import PRESET_NAMES, presets_table
 from benchmarks.registry import MODELS, parse_models
@@ -330,6 +330,7 @@ def _epoch_logger(args, history: HistoryLog, backend, s):
 
 
 def _main(argv: list[str]) -> int:
+    end_with_launcher()  # a worker of --processes: not one moment past its launcher
     args = build_parser().parse_args(argv)
     if args.list_presets:
         print(presets_table())
@@ -389,9 +390,15 @@ def _main(argv: list[str]) -> int:
         if use_gpus and len(visible_gpus()) < args.processes:
             raise UsageError(f"--processes {args.processes}: one GPU per process, and {len(visible_gpus())} are "
                              "visible (--device cpu divides the CPU cores instead)")
+        if previous is not None:  # what can be compared without the frameworks, before any worker starts
+            settings = {name: resolve_settings(args, name, preset, strict) for name, _ in plan}
+            _check_same_run(previous, {"models": [name for name, _ in plan],
+                                       "frameworks": [fw for fw in FRAMEWORKS if any(fw in fws for _, fws in plan)],
+                                       "settings": {n: s.as_dict() | {"seeds": seeds} for n, s in settings.items()}},
+                            out_dir, World(size=args.processes), skip=("devices",))
         out_dir, locks = _create_output(args, out_dir)
         again = [] if args.out is not None else ["--out", str(out_dir)]  # every worker writes to the same folder
-        held = os.pathsep.join(str(lock.folder.resolve()) for lock in locks)  # held here, for the workers
+        held = json.dumps([str(lock.folder.resolve()) for lock in locks])  # held here, for the workers
         return launch([sys.executable, "-m", "benchmarks.run", *argv, *again], args.processes, port=port,
                       use_gpus=use_gpus, pin=args.pin_cores, env=dict(os.environ, **{outputs.HELD_FOR_WORKERS: held}),
                       outcome=lambda: _finished_runs(out_dir))
@@ -443,11 +450,13 @@ def _main(argv: list[str]) -> int:
     again = [a for a in argv if a not in ("--resume", "--overwrite")]
     if args.out is None:
         again += ["--out", str(out_dir)]  # results/latest may name a later run by then
+    in_progress = {"run": None}  # the run a signal stopped, if it stopped one
     try:  # a signal stops one process at a step boundary; several processes are stopped by their launcher
         with handling_signals() if world.size == 1 else contextlib.nullcontext():
             for name, fws in plan:
                 _train_model(args, name, settings[name], seeds, preset, data, backends, results, finished,
-                             history, out_dir, checkpoints, world, [run for run in runs if run.model == name])
+                             history, out_dir, checkpoints, world, [run for run in runs if run.model == name],
+                             in_progress)
     except StopRequested as err:
         if world.main:
             write_results(out_dir, results)
@@ -456,7 +465,8 @@ def _main(argv: list[str]) -> int:
         if not left:
             _say(world, f"interrupted ({err}) after the last run finished: every result is in {out_dir}")
         else:
-            kept = " and a checkpoint of the run in progress" if args.checkpoint_every else ""
+            kept = f" and a checkpoint of {in_progress['run']}" if args.checkpoint_every and in_progress["run"] \
+                else ""
             _say(world, f"interrupted ({err}): {len(results['runs'])} finished run(s){kept} are in {out_dir} "
                  f"({left} to go); continue with: {resume}")
         return err.exit_code
@@ -524,25 +534,30 @@ def _check_split(s: settings_lib.Settings, data) -> None:
         raise UsageError(f"--batch-size {s.batch_size} is larger than the {len(split.train)} training images")
 
 
-def _create_output(args, out_dir: Path) -> tuple[Path, list[outputs.FolderLock]]:
+def _create_output(args, out_dir: Path, *, latest: bool = True) -> tuple[Path, list[outputs.FolderLock]]:
     """The results folder, created (see ``benchmarks.outputs.create``) and locked for this run (and
-    ``--checkpoint-dir``, when given), with results/latest pointing at it. Under the lock the folder is looked at
-    again (another run may have finished into it meanwhile), and ``--overwrite`` clears what the old run left."""
+    ``--checkpoint-dir``, when given), with results/latest pointing at it (unless not ``latest``). Under the lock
+    the folder is looked at again (another run may have finished into it meanwhile), and ``--overwrite`` clears
+    what the old run left, once no live run holds ``--checkpoint-dir``. Each lock is kept as soon as it is taken,
+    so that a mistake after it still lets it go."""
+    locks = []
     try:
         out_dir = outputs.create(out_dir, fresh=args.out is None and not args.resume)
-        locks = [outputs.FolderLock(out_dir, "--out").acquire()]
-        if args.checkpoint_dir:
-            Path(args.checkpoint_dir).mkdir(parents=True, exist_ok=True)
-            locks.append(outputs.FolderLock(Path(args.checkpoint_dir), "--checkpoint-dir").acquire())
+        locks.append(outputs.FolderLock(out_dir, "--out").acquire())
+        _LOCKS.append(locks[-1])
         outputs.choose(str(out_dir), resume=args.resume, overwrite=args.overwrite, checkpoints=args.checkpoint_dir)
+        if args.checkpoint_dir:
+            outputs.FolderLock(Path(args.checkpoint_dir), "--checkpoint-dir").check()
+        if args.overwrite and (removed := outputs.clear(out_dir)):
+            print(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out_dir}", file=sys.stderr)
+        if args.checkpoint_dir:
+            outputs.create(Path(args.checkpoint_dir), fresh=False, what="--checkpoint-dir")
+            locks.append(outputs.FolderLock(Path(args.checkpoint_dir), "--checkpoint-dir").acquire())
+            _LOCKS.append(locks[-1])
     except outputs.OutputError as err:
         raise UsageError(str(err)) from None
-    except OSError as err:
-        raise UsageError(f"--checkpoint-dir {args.checkpoint_dir}: cannot create folder ({err.strerror})") from None
-    if args.overwrite and (removed := outputs.clear(out_dir)):
-        print(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out_dir}", file=sys.stderr)
-    outputs.point_latest(out_dir)
-    _LOCKS.extend(locks)  # held until the process ends
+    if latest:
+        outputs.point_latest(out_dir)
     return out_dir, locks
 
 
@@ -558,7 +573,7 @@ def _finished_runs(out_dir: Path) -> str:
     return f"{out_dir}/results.json holds {len(runs)} finished run(s)"
 
 
-def _check_same_run(previous: dict, results: dict, out_dir: Path, world: World) -> None:
+def _check_same_run(previous: dict, results: dict, out_dir: Path, world: World, skip: tuple = ()) -> None:
     """UsageError naming the first thing in which this command differs from the one that started ``out_dir``:
     a resume continues the same runs, or it would mix two experiments in one folder."""
     before = {"--model": previous.get("models"), "--framework": previous.get("frameworks"),
@@ -571,7 +586,7 @@ def _check_same_run(previous: dict, results: dict, out_dir: Path, world: World) 
     for model in sorted(set(old) | set(new)):
         if model not in old or model not in new:
             _different(out_dir, previous, "--model", sorted(old), sorted(new))
-        for field in sorted(set(old[model]) | set(new[model])):
+        for field in sorted((set(old[model]) | set(new[model])) - set(skip)):
             if old[model].get(field) != new[model].get(field):
                 _different(out_dir, previous, _flag(field), old[model].get(field), new[model].get(field), model)
 
@@ -606,18 +621,15 @@ def run_test_only(args, argv: list[str]) -> int:
         out_dir = outputs.choose(args.out, resume=False, overwrite=args.overwrite)
     except outputs.OutputError as err:
         raise UsageError(str(err)) from None
+    if args.overwrite and Path(args.model_dir).resolve().is_relative_to(out_dir.resolve()):
+        raise UsageError(f"--overwrite would clear {out_dir}, which holds the model to test ({args.model_dir}): give "
+                         "another --out")
     s = resolve_settings(argparse.Namespace(**(vars(args) | {"model": config["model"], "variant": config["variant"]})),
                          config["model"], args.preset or "cpu")
     data = load_mnist(args.data_dir, args.data_source)
     backends = {fw: BACKENDS[fw](args.device) for fw in frameworks}
-    try:
-        out_dir = outputs.create(out_dir, fresh=args.out is None)
-        _LOCKS.append(outputs.FolderLock(out_dir, "--out").acquire())
-        outputs.choose(str(out_dir), resume=False, overwrite=args.overwrite)  # again, under the lock
-    except outputs.OutputError as err:
-        raise UsageError(str(err)) from None
-    if args.overwrite and (removed := outputs.clear(out_dir)):
-        print(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out_dir}", file=sys.stderr)
+    out_dir, _ = _create_output(argparse.Namespace(**(vars(args) | {"resume": False, "checkpoint_dir": None})),
+                                out_dir, latest=False)
     # results/latest stays on the last training run: its models/ are what --model-dir and predict name
     weights = f"exported model {args.model_dir} (sha256 {config['weights']['sha256'][:12]})"
     results = {"command": "python -m benchmarks.run " + shlex.join(argv), "settings": {s.model: s.as_dict()},
@@ -664,7 +676,7 @@ def _planned_runs(args, plan, settings: dict, seeds: list[int], backends: dict) 
 
 
 def _train_model(args, name, s, seeds, preset, data, backends, results, finished, history, out_dir,
-                 checkpoints, world: World, runs: list[PlannedRun]) -> None:
+                 checkpoints, world: World, runs: list[PlannedRun], in_progress: dict) -> None:
     """Every planned run of one model: train, test, export, record; finished runs are kept. Process 0 writes and
     speaks for all. A signal that arrived during a run stops the command once that run's results are written."""
     spec = MODELS[name]
@@ -686,9 +698,11 @@ def _train_model(args, name, s, seeds, preset, data, backends, results, finished
         checkpointing = Checkpointing(checkpoints / key, every=args.checkpoint_every, resume=args.resume,
                                       identity={"framework": planned.framework, **run_settings.as_dict()}) \
             if args.checkpoint_every else None
+        in_progress["run"] = key
         run = run_one(backend, run_settings, data, progress=not (args.no_progress or args.quiet),
                       on_epoch=_epoch_logger(args, history, backend, run_settings),
                       checkpointing=checkpointing, export_dir=out_dir / "models" / key if save_model else None)
+        in_progress["run"] = None
         run["run"] = key
         results["runs"].append(run)
         results["throughput_ratios"] = throughput_ratios(results["runs"])

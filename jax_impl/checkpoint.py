@@ -14,6 +14,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 from flax import nnx
+from jax.experimental import multihost_utils
 
 from jax_impl.parallel import is_key
 from mnist_common.checkpointing import (
@@ -21,8 +22,8 @@ from mnist_common.checkpointing import (
     Checkpointing,
     Progress,
     check_identity,
-    say_damaged,
     say_resumed,
+    set_aside,
     start_over,
 )
 
@@ -43,8 +44,6 @@ class Checkpointer:
             start_over(plan.directory, plan.resume)
             plan.directory.mkdir(parents=True, exist_ok=True)
         if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
             multihost_utils.sync_global_devices(f"checkpoint folder {plan.directory}")
         self.manager = ocp.CheckpointManager(
             plan.directory.absolute(),
@@ -62,10 +61,11 @@ class Checkpointer:
 
     def restore(self, state, steps_per_epoch: int) -> tuple[object, Progress] | None:
         """The newest usable checkpoint, restored into the structure of ``state``, and its progress; None when
-        there is none. A damaged one is removed (said in one line), so that the run goes on from the one before
-        it (or from the start) and Orbax can save that step again; one from another run is a CheckpointError."""
+        there is none. A damaged one is set aside as ``<step>.damaged`` (said in one line), so that the run goes on
+        from the one before it (or from the start) and Orbax can save that step again; one from another run is a
+        CheckpointError, and so are processes that restored different steps."""
         target = _storable(state)
-        found = None
+        found, damaged = None, []
         for number in sorted(self.manager.all_steps(), reverse=True):
             where = self.plan.directory / str(number)
             try:
@@ -76,32 +76,28 @@ class Checkpointer:
                 progress = Progress.from_dict(meta["meta"]["progress"])
             except CheckpointError:
                 raise
-            except Exception as err:  # noqa: BLE001 - any damage: remove it, fall back to the one before
-                if jax.process_index() == 0:
-                    say_damaged(where, err)
-                self._remove(number)
+            except Exception as err:  # noqa: BLE001 - any damage: set it aside, fall back to the one before
+                damaged.append((where, err))
                 continue
             pure = jax.tree.map(lambda like, x: jax.random.wrap_key_data(x) if is_key(like) else x,
                                 state.to_pure_dict(), restored)
             restored_state = nnx.State(state)  # a copy of the structure, its leaves replaced below
             restored_state.replace_by_pure_dict(pure)
-            found = restored_state, progress
+            found = restored_state, progress, number
             break
+        if jax.process_count() > 1:  # every process must go on from the same step
+            steps = multihost_utils.process_allgather(np.int64(found[2] if found else -1))
+            if len(set(np.asarray(steps).ravel().tolist())) > 1:
+                raise CheckpointError(f"the processes restored different checkpoints from {self.plan.directory} "
+                                      f"(steps {sorted(set(np.asarray(steps).ravel().tolist()))}): it must be one "
+                                      "folder that every process reads")
+        if jax.process_index() == 0:
+            for where, err in damaged:
+                set_aside(where, err)
+        if damaged:
+            if jax.process_count() > 1:
+                multihost_utils.sync_global_devices(f"set aside damaged checkpoints in {self.plan.directory}")
+            self.manager.reload()
         if jax.process_index() == 0:
             say_resumed(self.plan.directory, found[1] if found else None, steps_per_epoch)
-        return found
-
-    def _remove(self, number: int) -> None:
-        """Remove step ``number`` however damaged (Orbax's delete, else the folder itself), then rescan."""
-        import shutil
-
-        try:
-            self.manager.delete(number)
-        except Exception:  # noqa: BLE001 - too damaged for Orbax's own bookkeeping
-            if jax.process_index() == 0:
-                shutil.rmtree(self.plan.directory / str(number), ignore_errors=True)
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
-            multihost_utils.sync_global_devices(f"removed checkpoint {number}")
-        self.manager.reload()
+        return found[:2] if found else None

@@ -5,8 +5,9 @@ streams, in each framework's own format (``jax_impl.checkpoint``: Orbax;
 ``torch_ref.checkpoint``: a ``torch.save`` file that loads with
 ``weights_only=True``), plus the :class:`Progress` below and the run's identity:
 the settings a resumed run must share. Each is written atomically, the last
-``keep`` are kept, and a damaged one is removed (said in one line) so that the
-run goes on from the one before it, or from the start, and can be resumed again.
+``keep`` are kept, and a damaged one is set aside as ``<name>.damaged`` (said in
+one line) so that the run goes on from the one before it, or from the start, and
+can be resumed again.
 """
 
 from __future__ import annotations
@@ -65,9 +66,17 @@ def check_identity(saved: dict, current: dict, where) -> None:
                                   f"{current.get(key)!r}")
 
 
-def say_damaged(where, err: Exception) -> None:
-    """One line on stderr: a damaged checkpoint, removed so that the run can go on (and resume again later)."""
-    print(f"warning: checkpoint {where} is damaged ({_short(err)}); removed it", file=sys.stderr)
+def set_aside(path: Path, err: Exception) -> Path:
+    """Rename a damaged checkpoint (a file, or an Orbax step folder) to ``<name>.damaged``, which no later resume
+    reads, and say so in one line; the new name. Nothing is deleted: a reader can still look at it."""
+    target = path.with_name(path.name + ".damaged")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.damaged-{n}")
+    path.rename(target)
+    print(f"warning: checkpoint {path} is damaged ({_short(err)}); set it aside as {target.name}", file=sys.stderr)
+    return target
 
 
 def say_resumed(directory: Path, progress: Progress | None, steps_per_epoch: int) -> None:

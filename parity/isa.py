@@ -33,8 +33,8 @@ jax.jit(lambda x: jnp.tanh(x) * 2 + 1)(jnp.ones((4096,), jnp.float32)).block_unt
 """
 _ONEDNN_PROBE = """
 import torch
-torch.nn.functional.conv2d(torch.randn(8, 16, 16, 16), torch.randn(16, 16, 3, 3), padding=1)
-"""
+torch.nn.functional.conv2d(torch.randn(32, 32, 28, 28), torch.randn(64, 32, 3, 3), padding=1)
+"""  # (large enough that PyTorch hands it to oneDNN)
 
 
 def caps() -> dict:
@@ -44,8 +44,13 @@ def caps() -> dict:
             "aten": os.environ.get("ATEN_CPU_CAPABILITY")}
 
 
-def _child(code: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+def _child(code: str, env: dict) -> subprocess.CompletedProcess | None:
+    """``code`` run in a child interpreter with ``env``; None when it failed or took over two minutes."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return None
+    return proc if proc.returncode == 0 else None
 
 
 def xla_vector_width() -> str | None:
@@ -57,7 +62,7 @@ def xla_vector_width() -> str | None:
     with tempfile.TemporaryDirectory() as dump:
         env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_dump_to={dump}".strip(),
                    JAX_PLATFORMS="cpu")
-        if _child(_XLA_PROBE, env).returncode != 0:
+        if _child(_XLA_PROBE, env) is None:
             return None
         text = "".join(subprocess.run([objdump, "-d", str(o)], capture_output=True, text=True).stdout
                        for o in Path(dump).glob("*lambda*.o"))
@@ -66,7 +71,8 @@ def xla_vector_width() -> str | None:
 
 def onednn_isa() -> str | None:
     """oneDNN's ``isa:`` banner for a PyTorch convolution (``Intel AVX2``...), None if it printed none."""
-    found = re.search(r"isa:([^\n,]+)", _child(_ONEDNN_PROBE, dict(os.environ, ONEDNN_VERBOSE="1")).stdout)
+    proc = _child(_ONEDNN_PROBE, dict(os.environ, ONEDNN_VERBOSE="1"))
+    found = re.search(r"isa:([^\n,]+)", proc.stdout) if proc is not None else None
     return found.group(1).strip() if found else None
 
 

@@ -99,6 +99,9 @@ def _training_data(batch_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _worker(args) -> int:
     """One of the launched processes: join the runtime, train, and (process 0) save the trajectory."""
+    from benchmarks.launch import end_with_launcher
+
+    end_with_launcher()
     from mnist_common.processes import world_from_environment
 
     world = world_from_environment()

@@ -11,7 +11,6 @@ previous checkpoints whole; the last ``keep`` are kept.
 
 from __future__ import annotations
 
-import copy
 import json
 
 import torch
@@ -21,8 +20,8 @@ from mnist_common.checkpointing import (
     Checkpointing,
     Progress,
     check_identity,
-    say_damaged,
     say_resumed,
+    set_aside,
     start_over,
 )
 from mnist_common.files import write_via
@@ -58,35 +57,40 @@ class Checkpointer:
 
     def restore(self, model, optimizer, scheduler, steps_per_epoch: int, *, speak: bool = True) -> Progress | None:
         """Load the newest usable checkpoint into the model, optimizer, scheduler and random generators and
-        return its progress; None when there is none. A damaged file is removed (said in one line) so that the
-        run goes on from the one before it, or from the start; one from another run is a CheckpointError.
-        ``speak``: say where the run goes on from (the process that speaks for a multi-process run)."""
+        return its progress; None when there is none. A damaged file (unreadable, truncated, missing an entry) is
+        set aside as ``<name>.damaged`` and said in one line, so that the run goes on from the one before it, or
+        from the start; one from another run, or whose tensors do not fit this model, is a CheckpointError.
+        ``speak``: this process speaks for the run (and sets damaged files aside)."""
         found = None
-        fresh = [copy.deepcopy(part.state_dict()) for part in (model, optimizer, scheduler) if part is not None]
         for path in self._files():
             try:
                 # on the CPU: load_state_dict moves each tensor where its model or optimizer keeps it
                 payload = torch.load(path, map_location="cpu", weights_only=True)
                 meta = json.loads(payload["meta"])
-                check_identity(meta["identity"], self.plan.identity, path)
-                model.load_state_dict(payload["model"])
-                optimizer.load_state_dict(payload["optimizer"])
-                if scheduler is not None:
-                    scheduler.load_state_dict(payload["scheduler"])
-                torch.set_rng_state(payload["rng_cpu"].cpu())
-                if payload["rng_cuda"]:
-                    torch.cuda.set_rng_state_all([s.cpu() for s in payload["rng_cuda"]])
-            except CheckpointError:
-                raise
-            except Exception as err:  # noqa: BLE001 - any damage: remove it, fall back to the one before
+                states = {key: payload[key] for key in ("model", "optimizer", "scheduler", "rng_cpu", "rng_cuda")}
+            except Exception as err:  # noqa: BLE001 - any way a file can be damaged: the one before it, then
                 if speak:
-                    say_damaged(path, err)
-                path.unlink(missing_ok=True)
-                for part, state in zip((p for p in (model, optimizer, scheduler) if p is not None), fresh):
-                    part.load_state_dict(state)  # whatever the damaged file half-loaded is undone
+                    set_aside(path, err)
                 continue
+            check_identity(meta["identity"], self.plan.identity, path)
+            try:
+                model.load_state_dict(states["model"])
+                optimizer.load_state_dict(states["optimizer"])
+                if scheduler is not None:
+                    scheduler.load_state_dict(states["scheduler"])
+            except (RuntimeError, ValueError, KeyError) as err:  # written by another version of the model
+                raise CheckpointError(f"{path} does not fit this model ({_first_line(err)}): resume with the code "
+                                      "that wrote it, or start again with --overwrite") from None
+            torch.set_rng_state(states["rng_cpu"].cpu())
+            if states["rng_cuda"]:
+                torch.cuda.set_rng_state_all([s.cpu() for s in states["rng_cuda"]])
             found = Progress.from_dict(meta["progress"])
             break
         if speak:
             say_resumed(self.plan.directory, found, steps_per_epoch)
         return found
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return (text[0] if text else type(err).__name__)[:200]

@@ -21,6 +21,7 @@ R-CNN of ``torch_ref.finetune.detection`` brings its own.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterable
@@ -106,6 +107,28 @@ def _model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _memory_format(p: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if p.dim() == 4 and not p.is_contiguous() \
+        and p.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+
+@contextlib.contextmanager
+def as_found(model: nn.Module):
+    """Whatever happens inside (a return, an error, a signal), ``model`` leaves with each module's mode and each
+    parameter's memory format as it came in: a library call changes what it is for (the parameters, when it
+    trains), nothing else."""
+    modes = [(m, m.training) for m in model.modules()]
+    formats = [(p, _memory_format(p)) for p in model.parameters()]
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+        for p, memory_format in formats:
+            if _memory_format(p) != memory_format:
+                p.data = p.data.contiguous(memory_format=memory_format)
+
+
 @torch.no_grad()
 def _outputs(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor | None, batch_size: int, *,
              precision: str = "float32", compile: str = "none", channels_last: bool = False):
@@ -115,10 +138,9 @@ def _outputs(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor | No
     forward pass sees one shape.
     """
     forward = compiled.eval_forward(model, compile)
-    was_training = model.training
-    model.eval()
     n, parts = len(x), []
-    with compiled.autocast(x.device, precision):
+    with as_found(model), compiled.autocast(x.device, precision):
+        model.eval()
         for i in range(0, n, batch_size):
             xb = x[i : i + batch_size]
             yb = None if y is None else y[i : i + batch_size]
@@ -129,7 +151,6 @@ def _outputs(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor | No
             if channels_last and xb.dim() == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             parts.append({k: v[: min(batch_size, n - i)] for k, v in task.outputs(forward, xb, yb).items()})
-    model.train(was_training)
     joined = {k: torch.cat([part[k] for part in parts]) for k in parts[0]}
     return {k: (v.float() if v.is_floating_point() else v).cpu().numpy() for k, v in joined.items()}
 
@@ -273,6 +294,14 @@ def fit(
     (after a checkpoint) when a signal asked to stop. The model comes back in the mode and
     memory format it came in; its parameters and the random streams are what training changes.
     """
+    with as_found(model):  # its mode and memory format back, however fit ends
+        return _fit(model, images, labels, config, orders=orders, shifts=shifts, val_images=val_images,
+                    val_labels=val_labels, optimizer=optimizer, task=task, progress=progress, log_every=log_every,
+                    on_epoch=on_epoch, checkpointing=checkpointing)
+
+
+def _fit(model, images, labels, config, *, orders, shifts, val_images, val_labels, optimizer, task, progress,
+         log_every, on_epoch, checkpointing) -> FitResult:
     n = len(images)
     if len(labels) != n:
         raise ValueError(f"{n} images but {len(labels)} labels")
@@ -296,7 +325,6 @@ def fit(
     else:
         opt, sched = optimizer([p for p in model.parameters() if p.requires_grad]), None
         lr_at = lambda step: float(opt.param_groups[0]["lr"])  # noqa: E731
-    was_training = model.training
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     trained = parallel.replicate(model) if processes > 1 else model
@@ -389,9 +417,6 @@ def fit(
         if stopping:
             STOP.check()  # answered at the epoch's end, with its checkpoint, even when every step had been queued
 
-    model.train(was_training)  # the caller's mode and memory format back; the parameters are what changed
-    if config.channels_last:
-        model.to(memory_format=torch.contiguous_format)
     warm = warm or WarmUp(0.0, 0.0, 0)  # (a resumed run that had nothing left to train)
     return FitResult(history=history, train_time_s=sum(h.epoch_time_s for h in history),
                      compile_time_s=compile_time + warm.compiling_s, warmup_time_s=warm.first_step_s,

@@ -103,7 +103,9 @@ def _main(argv: list[str] | None) -> int:
         if len(named) < 2:
             raise ReportError(f"--scaling: {folder} needs two or more report folders (one per process count)")
         text = scaling_summary(named)
-        atomic_write((_out_folder(args.out) if args.out else folder) / "summary.md", text)
+        where = _out_folder(args.out) if args.out else folder
+        with _writing(where):
+            atomic_write(where / "summary.md", text)
         print(text)
         if target:
             _update_block(target, text, folder)
@@ -114,20 +116,22 @@ def _main(argv: list[str] | None) -> int:
         return 0
     named = [] if has_results else load_collection(folder)  # every results.json read and checked, then written
     renders = named or [(None, load_results(folder))]
-    with FolderLock(folder, "the report folder") if _writable(folder) and not args.out else nullcontext():
-        root = _out_folder(args.out) if args.out else folder
-        for name, results in renders:
-            where = root / name if name else root
-            where.mkdir(exist_ok=True)
+    root = _out_folder(args.out) if args.out else folder
+    for name, results in renders:
+        where = root / name if name else root
+        where.mkdir(exist_ok=True)
+        with _writing(where):
             written = render(where, results, plots=not args.no_plots)
-            print(f"wrote {', '.join(str(where / w) for w in written)}")
+        print(f"wrote {', '.join(str(where / w) for w in written)}")
     if target:
         _update_block(target, named or renders[0][1], folder)
     return 0
 
 
-def _writable(folder: Path) -> bool:
-    return os.access(folder, os.W_OK)
+def _writing(folder: Path):
+    """The lock of a folder reports are written into: refused, naming the run, while a live run holds it (a folder
+    this user cannot write to is left to the write's own error)."""
+    return FolderLock(folder, "the report folder") if os.access(folder, os.W_OK) else nullcontext()
 
 
 if __name__ == "__main__":

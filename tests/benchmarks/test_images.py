@@ -102,3 +102,14 @@ def test_a_16_bit_picture_is_scaled_not_clipped(tmp_path, mnist):
 def test_a_folder_is_named_as_a_folder(tmp_path):
     with pytest.raises(ImageError, match="a folder, not an image or IDX file"):
         load_inputs([str(tmp_path)])
+
+
+@pytest.mark.parametrize("mode", ["I;16", "P", "1"])
+def test_a_large_picture_of_any_mode_is_reduced_and_read(tmp_path, mode):
+    """16-bit grey, palette and 1-bit pictures over 1024 px a side: reduced in a mode that keeps their values."""
+    paper = np.full((1500, 1200), 255, np.uint8)
+    paper[300:1200, 500:700] = 0  # a dark bar
+    img = Image.fromarray(paper.astype(np.uint16) * 257) if mode == "I;16" else Image.fromarray(paper).convert(mode)
+    img.save(tmp_path / "big.png")
+    digit = to_mnist(read_grey(tmp_path / "big.png"))
+    assert digit.max() > 200 and digit[0].max() == 0  # a light bar on black

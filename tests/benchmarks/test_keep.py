@@ -151,7 +151,7 @@ def test_damaged_files_are_one_line_errors(exported, tmp_path):
 def test_results_are_never_replaced_by_surprise(exported, tmp_path):
     before = (exported / "results.json").read_text()
     assert_one_line_error(run_cli("--framework", "torch", *SMALL, "--epochs", "1", "--out", str(exported)),
-                          "already holds results", "--overwrite", "--resume")
+                          "already holds 2 finished run(s)", "--overwrite", "--resume")
     assert (exported / "results.json").read_text() == before
     for _ in range(2):  # the default folder never collides: the quick start can run twice
         proc = run_cli("--framework", "torch", *SMALL, "--epochs", "1", "--quiet", cwd=tmp_path)
@@ -195,7 +195,7 @@ def test_two_runs_into_one_folder_one_is_refused_the_other_completes(tmp_path):
 def test_sigint_in_the_last_jax_epoch_stops_with_a_checkpoint_and_resume_finishes(tmp_path):
     """With asynchronous dispatch every step of the last epoch is queued before the signal arrives: it is still
     answered, at the epoch's end, with a checkpoint, the interrupted line and 130; --resume then finishes."""
-    args = ["--framework", "jax", "--model", "cnn", *SMALL, "--train-size", "2048", "--epochs", "2"]
+    args = ["--framework", "jax", "--model", "cnn", *SMALL, "--train-size", "8192", "--epochs", "2"]
     whole = run_cli(*args, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
     out = tmp_path / "stopped"
@@ -210,9 +210,11 @@ def test_sigint_in_the_last_jax_epoch_stops_with_a_checkpoint_and_resume_finishe
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted (stopped by SIGINT)" in err and "Traceback" not in err
+    assert "a checkpoint of cnn-jax-seed0" in err and "(1 to go)" in err  # stopped in training, not after it
     assert list((out / "checkpoints" / "cnn-jax-seed0").glob("*[0-9]"))
     resumed = run_cli(*args, "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    assert "nothing to resume" not in resumed.stderr and "resuming from checkpoint" in resumed.stderr
     (a,), (b,) = _results(tmp_path / "whole")["runs"], _results(out)["runs"]
     assert [a[k] for k in METRICS] == [b[k] for k in METRICS]
     assert [h["epoch"] for h in _history(out)] == [1, 2]
@@ -237,7 +239,9 @@ def test_a_damaged_newest_jax_checkpoint_is_removed_and_the_run_goes_on_from_the
     _unfinished(out)
     resumed = run_cli(*args, "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert f"checkpoint {newest} is damaged" in resumed.stderr and "removed it" in resumed.stderr
+    assert f"checkpoint {newest} is damaged" in resumed.stderr and f"set it aside as {newest.name}.damaged" \
+        in resumed.stderr
+    assert (folder / f"{newest.name}.damaged").is_dir()  # nothing deleted
     assert "resuming from checkpoint" in resumed.stderr and "(the end of epoch 2)" in resumed.stderr
     (again,) = _results(out)["runs"]
     assert [again[k] for k in METRICS] == [finished[k] for k in METRICS]  # as if never interrupted
@@ -323,3 +327,36 @@ def test_a_folder_given_as_an_input_or_a_model_is_named_as_a_folder(exported, tm
                           "a folder, not an image or IDX file")
     assert_one_line_error(run_cli(str(model / "config.json"), str(tmp_path), module="benchmarks.predict"),
                           "a file, not a model folder")
+
+
+def test_a_folder_whose_command_finished_no_run_says_so(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps({"command": "python -m benchmarks.run", "runs": []}))
+    assert_one_line_error(run_cli("--framework", "torch", *SMALL, "--out", str(out)),
+                          "holds a command that finished no run yet", "--resume", "--overwrite")
+    (out / "results.json").write_text("[]")  # not a results file at all
+    assert_one_line_error(run_cli("--framework", "torch", *SMALL, "--out", str(out), "--resume"),
+                          "is not a results file of benchmarks.run")
+
+
+def test_test_only_never_clears_the_folder_that_holds_its_model(exported, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(exported, out)
+    assert_one_line_error(run_cli("--test-only", "--model-dir", str(out / "models" / "cnn-torch-seed0"), "--out",
+                                  str(out), "--overwrite"), "--overwrite would clear", "holds the model to test")
+    assert (out / "models" / "cnn-torch-seed0" / "model.safetensors").is_file()
+
+
+def test_a_processes_resume_of_another_command_is_refused_by_the_launcher(exported, tmp_path):
+    """Before any worker starts: one line, not one per worker."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(exported, out)
+    proc = run_cli("--framework", "both", "--model", "cnn", *SMALL, "--epochs", "2", "--out", str(out), "--resume",
+                   "--processes", "2")
+    line = assert_one_line_error(proc, "its --processes was 1, this command's is 2")
+    assert "worker" not in proc.stderr and line

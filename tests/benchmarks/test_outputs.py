@@ -82,3 +82,35 @@ def test_overwrite_clears_what_a_run_wrote_and_nothing_else(tmp_path):
     removed = outputs.clear(tmp_path)
     assert set(removed) == {"results.json", "history.jsonl", "report.md", "models/", "checkpoints/"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # the user's own file stays
+
+
+def test_a_held_folder_with_any_character_in_its_path_is_known_to_the_workers(tmp_path, monkeypatch):
+    import json
+
+    folder = tmp_path / "a:b,c"
+    folder.mkdir()
+    monkeypatch.setenv(outputs.HELD_FOR_WORKERS, json.dumps([str(folder.resolve())]))
+    lock = outputs.FolderLock(folder).acquire()  # held for this process by its launcher: nothing taken
+    assert lock.fd is None and not (folder / outputs.LOCK_FILE).exists()
+
+
+def test_a_report_into_a_folder_a_live_run_holds_is_refused(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from cli_helpers import REPO, assert_one_line_error, run_cli
+    from report_records import sample_results
+
+    (tmp_path / "results.json").write_text(json.dumps(sample_results()))
+    hold = (f"import time; from pathlib import Path; from benchmarks.outputs import FolderLock; "
+            f"FolderLock(Path({str(tmp_path)!r})).acquire(); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold], cwd=REPO, env={"PYTHONPATH": str(REPO)},
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert_one_line_error(run_cli(str(tmp_path), "--no-plots", module="benchmarks.report"),
+                              f"the report folder {tmp_path} is in use by another run (pid {holder.pid}")
+    finally:
+        holder.kill()
+        holder.wait()

@@ -43,3 +43,29 @@ def test_later_steps_follow_eager_adamw():
     torch.testing.assert_close(zero, e_zero, rtol=0, atol=1e-6)
     torch.testing.assert_close(other, e_other, rtol=0, atol=1e-6)
     assert torch.isfinite(zero).all()
+
+
+class _WithAZeroGradient(torch.nn.Module):
+    """A linear classifier with one more parameter whose gradient is exactly 0, as the ViT's attention key biases'
+    come out on AVX2 CPUs."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(784, 10)
+        self.shift = torch.nn.Parameter(torch.zeros(10))
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)) + 0 * self.shift
+
+
+def test_compiled_training_through_a_warm_up_from_zero_stays_finite(mnist):
+    """fit with compiled PyTorch, AdamW and a warm-up whose first step has learning rate 0: every parameter finite
+    (unguarded, the zero-gradient one turned NaN at that first step), as in eager PyTorch."""
+    from mnist_common import TrainConfig
+    from torch_ref import train
+
+    config = TrainConfig(epochs=1, batch_size=64, optimizer="adamw", lr=1e-3, schedule="cosine", warmup_steps=2,
+                         torch_compile="default")
+    model = _WithAZeroGradient()
+    train.fit(model, mnist.train_images[:256], mnist.train_labels[:256], config, progress=False)
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -51,3 +51,19 @@ def test_fit_keeps_the_mode_and_memory_format_it_was_given(mnist, mode, channels
     after = _snapshot(model)
     assert after[0] == before[0] and after[2] == before[2]
     assert any(not torch.equal(v, after[1][k]) for k, v in before[1].items())  # the parameters did train
+
+
+def test_fit_that_fails_or_finds_channels_last_gives_the_model_back_as_it_came(mnist):
+    """An error mid-training (a diverged loss) and a model that was channels-last already: both come back as they
+    came, mode and memory format."""
+    torch.manual_seed(0)
+    model = models.CNN().eval()
+    with pytest.raises(FloatingPointError):
+        train.fit(model, mnist.train_images[:256], mnist.train_labels[:256],
+                  TrainConfig(epochs=1, batch_size=64, optimizer="sgd", lr=1e30), progress=False, log_every=1)
+    assert not any(m.training for m in model.modules())
+    model = models.CNN().to(memory_format=torch.channels_last)
+    before = _snapshot(model)
+    train.fit(model, mnist.train_images[:128], mnist.train_labels[:128],
+              TrainConfig(epochs=1, batch_size=64, channels_last=True), progress=False)
+    assert _snapshot(model)[2] == before[2]  # still channels-last
