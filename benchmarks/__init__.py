@@ -1,4 +1,5 @@
-"""The harness: MNIST loading and checks, metrics, presets, the runner and reports.
+"""The commands: ``python -m benchmarks.run``, ``.profile``, ``.predict`` and ``.report``.
 
-Framework-neutral: only the runner's backends import JAX or PyTorch, lazily.
+Each parses its command line and hands the work to the harness library (``harness``); none holds logic of
+its own that another part of the project needs.
 """

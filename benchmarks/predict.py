@@ -3,7 +3,7 @@
 MODEL_DIR is an exported model (``OUT/models/<run>/``: ``model.safetensors`` and
 ``config.json``), trained by either framework and loaded by the one asked for.
 Each INPUT is an image file of any size, turned into a 28x28 MNIST-style digit
-as ``benchmarks.images`` says, or an IDX images file (each of its images). For
+as ``harness.images`` says, or an IDX images file (each of its images). For
 each input it prints the class and its probability (``--top K``: the K most
 likely), or JSON with ``--json``. Mistakes print one line and exit 2.
 """
@@ -15,10 +15,10 @@ import sys
 
 import numpy as np
 
-from benchmarks import cli
-from benchmarks.backends import BACKENDS, DeviceError
-from benchmarks.cli import Parser, UsageError
-from benchmarks.images import SIDE, ImageError, load_inputs
+from harness import cli
+from harness.backends import BACKENDS, DeviceError
+from harness.cli import Parser, UsageError
+from harness.images import SIDE, ImageError, load_inputs
 from mnist_common.export import ExportError, read_config
 
 

@@ -23,15 +23,15 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import cli
-from benchmarks.backends import BACKENDS, DEVICES, DeviceError
-from benchmarks.cli import Parser, UsageError
-from benchmarks.data import DataError, load_mnist
-from benchmarks.malloc import keep_large_buffers
-from benchmarks.registry import MODELS
-from benchmarks.report.markdown import table
-from benchmarks.settings import Settings, resolve
-from benchmarks.stats import mode_label
+from harness import cli
+from harness.backends import BACKENDS, DEVICES, DeviceError
+from harness.cli import Parser, UsageError
+from harness.data import DataError, load_mnist
+from harness.malloc import keep_large_buffers
+from harness.registry import MODELS
+from harness.report.markdown import table
+from harness.settings import Settings, resolve
+from harness.stats import mode_label
 from mnist_common import normalize
 from mnist_common.config import ConfigError
 

@@ -9,9 +9,9 @@ fields the same way, so a report never has to ask which framework it reads.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from mnist_common.schedules import SCHEDULES, schedule_factor
+from mnist_common.settings import FINITE, NON_NEGATIVE, POSITIVE, ConfigError, at_least, check_fields, in_range, setting
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 #: JAX models' layer implementations (``jax_impl.kernels``): auto (tuned on a CPU), stock Flax, tuned for XLA CPU.
@@ -24,86 +24,63 @@ MAX_AUGMENT_SHIFT = 8  # pixels; beyond that a 28 px digit leaves the frame
 MAX_SEED = 2**32 - 1  # seeds are unsigned 32-bit integers, as NumPy's, PyTorch's and JAX's generators all take
 
 
-class ConfigError(ValueError):
-    """A setting out of range: ``field`` names it, ``problem`` says what is wrong (one line)."""
-
-    def __init__(self, field: str, problem: str):
-        super().__init__(f"{field} {problem}")
-        self.field, self.problem = field, problem
-
-
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """How to train: one frozen value that both ``jax_impl.train.fit`` and ``torch_ref.train.fit`` take.
 
-    ``optimizer`` names one of :data:`OPTIMIZERS` (a caller may instead hand
-    ``fit`` an optax transformation or a ``torch.optim`` factory);
-    ``weight_decay`` is AdamW's, kept off norms, biases and embeddings;
-    ``schedule`` is per step (:data:`SCHEDULES`), after ``warmup_steps`` of
-    linear warm-up; ``augment_shift`` shifts each training image by up to that
-    many pixels. ``seed`` draws the epoch orders and shifts when ``fit`` is not
-    given them (the same draw in both frameworks). ``precision`` is where the
-    arithmetic happens: ``bfloat16`` computes in bfloat16 with float32
-    parameters and optimizer state (PyTorch: autocast in ``fit``; JAX: the
-    model is built with ``dtype=jnp.bfloat16``, which ``fit`` checks).
-    ``steps_per_call`` and ``devices`` are JAX's (updates per compiled call;
-    local devices sharing each batch, None for all that divide it);
-    ``torch_compile`` (a ``torch.compile`` mode, ``none`` for eager) and
-    ``channels_last`` (the convolutions' memory format) are PyTorch's. A
-    framework ignores the other's fields.
+    Each field is a setting declared once (:func:`mnist_common.settings.setting`):
+    its default, its check and what it means, which the harness's command line and
+    reports take from here. A bad value fails when the config is made, before
+    anything is built. ``optimizer`` may instead be an optax transformation or a
+    ``torch.optim`` factory handed to ``fit``; ``seed`` draws the epoch orders and
+    shifts when ``fit`` is not given them (the same draw in both frameworks);
+    ``precision`` bfloat16 computes in bfloat16 with float32 parameters and optimizer
+    state (PyTorch: autocast in ``fit``; JAX: the model is built with
+    ``dtype=jnp.bfloat16``, which ``fit`` checks). ``steps_per_call`` and ``devices``
+    are JAX's, ``torch_compile`` and ``channels_last`` PyTorch's: a framework ignores
+    the other's fields.
     """
 
-    epochs: int = 1
-    batch_size: int = 128
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    warmup_steps: int = 0
-    label_smoothing: float = 0.0
-    augment_shift: int = 0
-    seed: int = 0
-    eval_batch_size: int = 1000
-    precision: str = "float32"
-    steps_per_call: int = 1
-    devices: int | None = None
-    torch_compile: str = "none"
-    channels_last: bool = False
+    epochs: int = setting(1, "training epochs", check=at_least(1))
+    batch_size: int = setting(128, "training batch size", check=at_least(1))
+    optimizer: str = setting("adam", "optimizer", choices=OPTIMIZERS)
+    lr: float = setting(1e-3, "base learning rate, per optimizer", check=(FINITE, POSITIVE))
+    momentum: float = setting(0.9, "SGD momentum", check=(FINITE, in_range(0, 1)), record="sgd")
+    weight_decay: float = setting(0.0, "AdamW weight decay, kept off norms, biases and embeddings",
+                                  check=(FINITE, NON_NEGATIVE), shown="weight decay {:g}")
+    schedule: str = setting("constant", "learning-rate schedule, per step", choices=SCHEDULES)
+    warmup_steps: int = setting(0, "linear warm-up steps before the schedule", check=NON_NEGATIVE, flag=False,
+                                record=None)  # the harness sets it from --warmup-epochs
+    label_smoothing: float = setting(0.0, "label smoothing of the training loss", check=(FINITE, in_range(0, 1)),
+                                     shown="label smoothing {:g}")
+    augment_shift: int = setting(0, "random shifts of up to PIXELS each way, the same in both frameworks; 0: none",
+                                 check=in_range(0, MAX_AUGMENT_SHIFT, high_included=True), metavar="PIXELS",
+                                 shown="shifts up to {} px")
+    seed: int = setting(0, "seed of the initial weights, the dropout stream and the epoch order",
+                        check=in_range(0, MAX_SEED, high_included=True), flag=False)  # the runner's --seed/--seeds
+    eval_batch_size: int = setting(1000, "evaluation batch size", check=at_least(1), flag=False, record=None)
+    precision: str = setting("float32", "computation precision, both frameworks: bfloat16 computes in bfloat16 with "
+                             "float32 parameters and optimizer state (Flax dtype, PyTorch autocast)",
+                             choices=PRECISIONS, modes=True, shown="{}")
+    steps_per_call: int = setting(1, "JAX: N training steps per compiled call (a lax.fori_loop: the same updates, "
+                                  "fewer dispatches, for GPUs); PyTorch ignores it", check=at_least(1),
+                                  from_preset=False, metavar="N", record=None)
+    devices: int | None = setting(None, "devices per run, the same for both frameworks: JAX splits each batch over "
+                                  "N local devices (data parallelism); PyTorch trains on one", check=at_least(1),
+                                  from_preset=False, metavar="N", record=None,
+                                  default_text="1 with --framework both, else every local device that divides the "
+                                  "batch")
+    torch_compile: str = setting("none", "PyTorch: torch.compile the training step (forward, loss, backward, "
+                                 "optimizer update) and the evaluation forward pass in this mode, or none for eager",
+                                 choices=TORCH_COMPILE_MODES, modes=True, from_preset=False, applies="compilable",
+                                 record="torch")
+    channels_last: bool = setting(False, "PyTorch convnets (CNN, VGG16, AlexNet): channels-last memory format",
+                                  modes=True, from_preset=False, applies="convnet", record="torch")
 
     def __post_init__(self):
-        for field in ("lr", "momentum", "weight_decay", "label_smoothing"):
-            value = getattr(self, field)
-            if not math.isfinite(value):
-                raise ConfigError(field, f"must be a finite number, got {value}")
-        checks = (
-            ("epochs", self.epochs >= 1, f"must be at least 1, got {self.epochs}"),
-            ("batch_size", self.batch_size >= 1, f"must be at least 1, got {self.batch_size}"),
-            ("optimizer", self.optimizer in OPTIMIZERS,
-             f"{self.optimizer!r} is unknown (choose from {', '.join(OPTIMIZERS)})"),
-            ("lr", self.lr > 0, f"must be positive, got {self.lr}"),
-            ("momentum", 0 <= self.momentum < 1, f"must be in [0, 1), got {self.momentum}"),
-            ("weight_decay", self.weight_decay >= 0, f"must be >= 0, got {self.weight_decay}"),
-            ("weight_decay", not self.weight_decay or self.optimizer == "adamw",
-             f"needs optimizer adamw, not {self.optimizer} (or set weight decay 0)"),
-            ("schedule", self.schedule in SCHEDULES,
-             f"{self.schedule!r} is unknown (choose from {', '.join(SCHEDULES)})"),
-            ("warmup_steps", self.warmup_steps >= 0, f"must be >= 0, got {self.warmup_steps}"),
-            ("label_smoothing", 0 <= self.label_smoothing < 1, f"must be in [0, 1), got {self.label_smoothing}"),
-            ("augment_shift", 0 <= self.augment_shift <= MAX_AUGMENT_SHIFT,
-             f"must be in [0, {MAX_AUGMENT_SHIFT}] pixels, got {self.augment_shift}"),
-            ("seed", 0 <= self.seed <= MAX_SEED, f"must be in [0, {MAX_SEED}], got {self.seed}"),
-            ("eval_batch_size", self.eval_batch_size >= 1, f"must be at least 1, got {self.eval_batch_size}"),
-            ("steps_per_call", self.steps_per_call >= 1, f"must be at least 1, got {self.steps_per_call}"),
-            ("devices", self.devices is None or self.devices >= 1, f"must be at least 1, got {self.devices}"),
-            ("precision", self.precision in PRECISIONS,
-             f"{self.precision!r} is unknown (choose from {', '.join(PRECISIONS)})"),
-            ("torch_compile", self.torch_compile in TORCH_COMPILE_MODES,
-             f"{self.torch_compile!r} is unknown (choose from {', '.join(TORCH_COMPILE_MODES)})"),
-        )
-        for field, ok, problem in checks:
-            if not ok:
-                raise ConfigError(field, problem)
+        check_fields(self)
+        if self.weight_decay and self.optimizer != "adamw":
+            raise ConfigError("weight_decay", f"needs optimizer adamw, not {self.optimizer} (or set weight decay 0)")
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -148,7 +125,7 @@ class FitResult:
     batch_size: int
     steps_per_call: int = 1
     devices: int = 1  # devices sharing each batch, over every process
-    processes: int = 1  # processes of a multi-process run (benchmarks.launch, torchrun, SLURM)
+    processes: int = 1  # processes of a multi-process run (harness.launch, torchrun, SLURM)
     compiled_steps: int = 0  # compiled PyTorch: the first steps, which compiled; their time is compile_time_s
     train_flops_per_image: float | None = None  # XLA's count of the compiled step, where it is complete
     recompilations: int = 0  # compilations after warm-up (compiled PyTorch)

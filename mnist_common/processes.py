@@ -2,7 +2,7 @@
 
 Both frameworks' distributed runtimes start from the same facts, so one
 reading serves both: torchrun's variables (``WORLD_SIZE``, ``RANK``,
-``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), which ``benchmarks.launch``
+``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``), which ``harness.launch``
 sets as torchrun does, or else those of a SLURM job step that ``srun`` started
 with several tasks (``SLURM_STEP_NUM_TASKS``, ``SLURM_PROCID``, ``SLURM_LOCALID``;
 a batch script's own ``SLURM_NTASKS`` is not a step's, so a plain ``python``

@@ -373,9 +373,9 @@ def training(model: str, data, *, seeds: list[int] | None = None, preset: str = 
     frameworks draw the same orders and augmentation shifts from the seed, so only
     dropout's random streams differ. ``seeds`` default to the model's declared plan.
     """
-    from benchmarks.backends import JaxBackend, TorchBackend
-    from benchmarks.experiment import run_one
-    from benchmarks.settings import resolve
+    from harness.backends import JaxBackend, TorchBackend
+    from harness.experiment import run_one
+    from harness.settings import resolve
     from parity.equivalence import tost
 
     plan = TRAINING_PLANS[model]
@@ -387,7 +387,7 @@ def training(model: str, data, *, seeds: list[int] | None = None, preset: str = 
         flax_model, torch_model = build_pair(model, seed, init_from="flax", variant=s.variant)
         weights = f"Flax init (seed {seed}), converted to PyTorch"
         for backend, net in zip(backends, (flax_model, torch_model)):
-            runs.append(run_one(backend, s, data, progress=progress, model=net, weights=weights))
+            runs.append(run_one(backend, s, data, progress=progress, model=net, weights=weights).to_json())
     acc = {fw: [r["test_accuracy"] for r in runs if r["framework"] == fw] for fw in ("jax", "torch")}
     result = tost([100 * (j - t) for j, t in zip(acc["jax"], acc["torch"])], plan.margin_pp)
     return {

@@ -3,7 +3,7 @@
 ``python -m parity.processes --framework jax|torch|both --model cnn|vit|all --processes 2``
 trains each model for ``--steps`` SGD steps (momentum, float32, dropout off) in
 this process, then again as ``--processes`` data-parallel workers
-(``benchmarks.launch``: JAX's distributed runtime over gloo, PyTorch DDP), on the
+(``harness.launch``, PyTorch's elastic launcher: JAX's distributed runtime over gloo, PyTorch DDP), on the
 same global batches in the same order, and compares the loss of every step and
 the final parameters. Data parallelism changes only the order in which the
 gradient is summed, so the trajectories must agree to float32 rounding: losses
@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import cli
-from benchmarks.cli import Parser, UsageError
+from harness import cli
+from harness.cli import Parser, UsageError
+from harness.launch import LaunchError, choose_port, run_workers, setup_worker
+from mnist_common.processes import world_from_environment
 from parity.compare import compare_trees
 from parity.run import MODELS
 
@@ -90,7 +92,7 @@ def trajectory(framework: str, model: str, images: np.ndarray, labels: np.ndarra
 
 
 def _training_data(batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    from benchmarks.data import load_mnist
+    from harness.data import load_mnist
 
     data = load_mnist()
     n = 2 * batch_size - 1  # one full batch per epoch, a different one each epoch
@@ -99,11 +101,7 @@ def _training_data(batch_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _worker(args) -> int:
     """One of the launched processes: join the runtime, train, and (process 0) save the trajectory."""
-    from benchmarks.launch import end_with_launcher
-
-    end_with_launcher()
-    from mnist_common.processes import world_from_environment
-
+    setup_worker()
     world = world_from_environment()
     (framework,), (model,) = args.framework.split(","), args.model.split(",")
     if framework == "jax":
@@ -129,15 +127,13 @@ def check(framework: str, model: str, *, processes: int = 2, steps: int = 20, ba
 
     Raises RuntimeError when the workers fail.
     """
-    from benchmarks.launch import launch
-
     images, labels = _training_data(batch_size)
     losses, params = trajectory(framework, model, images, labels, steps=steps, batch_size=batch_size)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "trajectory.npz"
-        command = [sys.executable, "-m", "parity.processes", "--worker", str(out), "--framework", framework,
-                   "--model", model, "--steps", str(steps), "--batch-size", str(batch_size)]
-        code = launch(command, processes, say=lambda line: None)
+        command = ["-m", "parity.processes", "--worker", str(out), "--framework", framework, "--model", model,
+                   "--steps", str(steps), "--batch-size", str(batch_size)]
+        code = run_workers(command, processes, port=choose_port(), say=lambda line: None)
         if code != 0 or not out.is_file():
             raise RuntimeError(f"{processes} {framework} worker processes failed (status {code})")
         with np.load(out) as saved:
@@ -157,7 +153,7 @@ def check(framework: str, model: str, *, processes: int = 2, steps: int = 20, ba
 
 def summary(records: list[dict], command: str) -> str:
     """The checks as a Markdown table with the command that produced them."""
-    from benchmarks.report.markdown import table
+    from harness.report.markdown import table
 
     rows = [[r["framework"], r["model"], r["check"], f"{r['max_abs_diff']:.2e}", f"{r['tolerance']:.0e}",
              "pass" if r["passed"] else "FAIL"] for r in records]
@@ -187,8 +183,6 @@ def _main(argv: list[str]) -> int:
     from jax_impl import xla_cpu
 
     xla_cpu.apply()  # as the workers and the runner have it
-    from benchmarks.launch import LaunchError
-
     records = []
     for framework in frameworks:
         for model in models:
@@ -202,7 +196,7 @@ def _main(argv: list[str]) -> int:
                 records.append(r)
                 print(f"{'ok  ' if r['passed'] else 'FAIL'} {framework} {model} {r['check']}: {r['detail']}")
     if out is not None:
-        from benchmarks.report.files import atomic_write
+        from mnist_common.files import atomic_write
 
         out.mkdir(parents=True, exist_ok=True)
         command = "python -m parity.processes " + shlex.join(argv)

@@ -20,10 +20,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import cli
-from benchmarks.cli import Parser, UsageError
-from benchmarks.presets import PRESET_NAMES
-from benchmarks.report.markdown import table
+from harness import cli
+from harness.cli import Parser, UsageError
+from harness.presets import PRESET_NAMES
+from harness.report.markdown import table
 from mnist_common.config import TORCH_COMPILE_MODES
 
 MODELS = ("cnn", "vit")  # the twins (parity.checks.MODELS, kept here so --help loads no framework)
@@ -209,7 +209,7 @@ def precision_notes() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.data import DataError
+    from harness.data import DataError
 
     return cli.run(_main, argv, mistakes=(DataError,))
 
@@ -236,20 +236,20 @@ def _main(argv: list[str]) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
-    from benchmarks.data import load_mnist
+    from harness.data import load_mnist
 
     data = load_mnist()
 
-    from benchmarks.malloc import keep_large_buffers
+    from harness.malloc import keep_large_buffers
     from jax_impl import xla_cpu
 
     malloc = keep_large_buffers()  # the runner's allocator and XLA CPU settings, so timings compare
     xla_cpu.apply()
-    from benchmarks.report.files import atomic_write
+    from mnist_common.files import atomic_write
     from parity import checks
 
     tol = checks.strict_precision()
-    from benchmarks.environment import cpu_label
+    from harness.environment import cpu_label
     from parity import isa
 
     report = {"command": "python -m parity.run " + shlex.join(argv),

@@ -11,6 +11,6 @@ xla_cpu.apply()  # the XLA CPU flags the runner uses, before any test starts JAX
 
 @pytest.fixture(scope="session")
 def mnist():
-    from benchmarks.data import load_mnist
+    from harness.data import load_mnist
 
     return load_mnist()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.report.summary import throughput_ratios
+from harness.report.summary import throughput_ratios
 
 
 def sample_run(framework, model, seed, acc, images_per_s, *, variant=None, epochs=2):

@@ -1,5 +1,5 @@
-"""What may import what: the framework packages are peers, the shared package and the harness load no framework,
-and the parity suite uses the harness as a library, never its command line."""
+"""What may import what: the framework packages are peers, the shared package and the harness library load no
+framework, and the parity suite uses the harness library, never a command."""
 
 from __future__ import annotations
 
@@ -9,13 +9,18 @@ import sys
 import pytest
 from cli_helpers import REPO
 
+COMMANDS = ("benchmarks.run", "benchmarks.predict", "benchmarks.profile", "benchmarks.report")
 CHECKS = {
     "mnist_common": ("import mnist_common, mnist_common.progress, mnist_common.architectures",
-                     ("jax", "torch", "benchmarks", "jax_impl", "torch_ref")),
-    "jax_impl": ("import jax_impl, jax_impl.models, jax_impl.train, jax_impl.kernels.forward", ("torch", "benchmarks")),
-    "torch_ref": ("import torch_ref, torch_ref.models, torch_ref.train, torch_ref.finetune", ("jax", "flax", "benchmarks")),
-    "benchmarks.run": ("import benchmarks.run, benchmarks.report.__main__", ("jax", "torch")),
-    "parity": ("import parity.run, parity.checks", ("benchmarks.run",)),
+                     ("jax", "torch", "harness", "benchmarks", "jax_impl", "torch_ref")),
+    "jax_impl": ("import jax_impl, jax_impl.models, jax_impl.train, jax_impl.kernels", ("torch", "harness",
+                                                                                          "benchmarks")),
+    "torch_ref": ("import torch_ref, torch_ref.models, torch_ref.train, torch_ref.finetune",
+                  ("jax", "flax", "harness", "benchmarks")),
+    "harness": ("import harness.settings, harness.backends, harness.experiment, harness.report.files",
+                ("jax", "torch", "benchmarks")),
+    "benchmarks": (f"import {', '.join(COMMANDS)}", ("jax", "torch")),
+    "parity": ("import parity.run, parity.checks, parity.processes, parity.modes, parity.torchvision", COMMANDS),
 }
 
 

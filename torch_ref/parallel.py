@@ -30,7 +30,7 @@ def initialize(world: World, device: torch.device) -> None:
 
     The group meets through the environment (``env://``): ``MASTER_ADDR``,
     ``MASTER_PORT``, ``RANK`` and ``WORLD_SIZE``, as torchrun and
-    ``benchmarks.launch`` set them (taken from ``world`` where missing, as under SLURM).
+    ``harness.launch`` set them (taken from ``world`` where missing, as under SLURM).
     """
     if world.size == 1 or dist.is_initialized():
         return

@@ -13,8 +13,11 @@ and how it was measured: ``docs/performance.md``.
 * :mod:`~jax_impl.kernels.dropout`: dropout masks from 16-bit random numbers;
 * :mod:`~jax_impl.kernels.threefry`: those random numbers, ``jax.random.bits``'s, in one fused pass;
 * :mod:`~jax_impl.kernels.flat`: dense layers and LayerNorm on flattened tokens, their sums as products;
-* :mod:`~jax_impl.kernels.attention`: attention whose gradient's products XLA hands to YNNPACK;
-* :mod:`~jax_impl.kernels.forward`: the CNN's forward pass and the ViT's q/k/v through them.
+* :mod:`~jax_impl.kernels.attention`: attention whose gradient's products XLA hands to YNNPACK.
+
+The models make the choice where a layer or block differs (timm's ``fused_attn``
+is the pattern): ``CNN.block``, ``Attention.projections`` and ``Attention``'s
+attention; each reads its own parameters, and the rest of the model is plain Flax.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from __future__ import annotations
 import types
 
 import jax
+from flax import nnx
 
+from jax_impl.kernels import dropout, flat
 from mnist_common.config import KERNELS  # the choices of the models' ``kernels`` and the runner's ``--kernels``
 
 
@@ -40,11 +45,6 @@ def layers(kernels: str) -> types.SimpleNamespace:
 
     Stock: Flax's own. Tuned: subclasses with the same parameters, arguments and modes.
     """
-    from flax import nnx
-
     if kernels == "stock":
         return types.SimpleNamespace(Linear=nnx.Linear, LayerNorm=nnx.LayerNorm, Dropout=nnx.Dropout)
-    from jax_impl.kernels.dropout import Dropout
-    from jax_impl.kernels.flat import LayerNorm, Linear
-
-    return types.SimpleNamespace(Linear=Linear, LayerNorm=LayerNorm, Dropout=Dropout)
+    return types.SimpleNamespace(Linear=flat.Linear, LayerNorm=flat.LayerNorm, Dropout=dropout.Dropout)

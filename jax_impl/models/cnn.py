@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jax_impl import kernels as kernel_choice
+from jax_impl.kernels.conv import conv_relu_pool
 from jax_impl.models.init import torch_default_bias_init, torch_default_kernel_init
 
 
@@ -48,8 +50,6 @@ class CNN(nnx.Module):
         dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs,
     ):
-        from jax_impl import kernels as kernel_choice
-
         self.kernels = kernel_choice.resolve(kernels)
         self.dtype = dtype
         self.num_classes, self.image_size = num_classes, image_size
@@ -78,16 +78,20 @@ class CNN(nnx.Module):
         self.fc2 = linear(hidden, num_classes)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        if self.kernels == "tuned":
-            from jax_impl.kernels import forward
-
-            return forward.cnn(self, x)
-        window = (self.pool, self.pool)
-        x = nnx.max_pool(nnx.relu(self.conv1(x)), window, strides=window)  # [B, 14, 14, 32]
-        x = nnx.max_pool(nnx.relu(self.conv2(x)), window, strides=window)  # [B, 7, 7, 64]
+        x = self.block(self.conv1, x)  # [B, 14, 14, 32]
+        x = self.block(self.conv2, x)  # [B, 7, 7, 64]
         x = x.reshape(x.shape[0], -1)  # [B, 7*7*64], H-W-C order
         x = self.dropout(nnx.relu(self.fc1(x)))  # [B, 128]
         return self.fc2(x)  # [B, 10]
+
+    def block(self, conv: nnx.Conv, x: jax.Array) -> jax.Array:
+        """``conv`` -> ReLU -> max pool: Flax's layers, or with ``kernels="tuned"`` the same parameters, in the
+        convolution's own precision, through ``jax_impl.kernels.conv.conv_relu_pool`` (one fused loop on XLA CPU)."""
+        if self.kernels == "tuned":
+            x, kernel, bias = conv.promote_dtype((x, conv.kernel[...], conv.bias[...]), dtype=conv.dtype)
+            return conv_relu_pool(x, kernel, bias, stride=self.stride, padding=self.padding, window=self.pool)
+        window = (self.pool, self.pool)
+        return nnx.max_pool(nnx.relu(conv(x)), window, strides=window)
 
 
 def count_params(model: nnx.Module) -> int:

@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jax_impl import kernels as kernel_choice
+from jax_impl.kernels import attention
 from mnist_common.architectures import DEFAULT_VIT_VARIANT as DEFAULT_VARIANT
 from mnist_common.architectures import VIT_VARIANTS as VARIANTS
 from mnist_common.architectures import ViTConfig
@@ -38,13 +40,6 @@ def _layer_norm(layers, d: int, rngs: nnx.Rngs) -> nnx.LayerNorm:
     return layers.LayerNorm(d, epsilon=LN_EPS, use_fast_variance=False, rngs=rngs)
 
 
-def _layers(kernels: str):
-    """The layer classes for a resolved ``kernels`` choice (``jax_impl.kernels.layers``)."""
-    from jax_impl import kernels as kernel_choice
-
-    return kernel_choice.layers(kernels)
-
-
 def _attend(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
     """``softmax(q @ k^T / sqrt(D/H)) @ v`` over ``[B, H, T, D/H]``: the products in the inputs' dtype, the softmax
     in float32 at least."""
@@ -56,8 +51,8 @@ def _attend(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
 class Attention(nnx.Module):
     """Multi-head self-attention with separate q, k, v projections: ``[B, T, D] -> [B, T, D]``.
 
-    Tuned (``kernels="tuned"``): the three projections as one product (``jax_impl.kernels.forward.qkv``)
-    and, for up to 32 tokens, attention with a gradient laid out for XLA CPU (``jax_impl.kernels.attention``).
+    Tuned (``kernels="tuned"``): the three projections as one product (:meth:`projections`) and, for up to 32
+    tokens, attention with a gradient laid out for XLA CPU (``jax_impl.kernels.attention``).
     The products run in ``dtype``, the softmax in float32 (as PyTorch's autocast runs them).
     """
 
@@ -65,7 +60,7 @@ class Attention(nnx.Module):
                  rngs: nnx.Rngs):
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
-        layers = _layers(kernels)
+        layers = kernel_choice.layers(kernels)
         self.heads = heads
         self.tuned = kernels == "tuned"
         self.q = _linear(layers, width, width, dtype, rngs)
@@ -76,23 +71,29 @@ class Attention(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         b, t, d = x.shape
-        h = self.heads
-        if self.tuned:
-            from jax_impl.kernels import attention
-            from jax_impl.kernels.forward import qkv
-
-            q, k, v = qkv(self, x)
-            scale = 1 / (d // h) ** 0.5
-            attend = (lambda q, k, v: attention.attend(q, k, v, scale)) if attention.applies(t) else _attend
+        q, k, v = self.projections(x)  # each [B, H, T, D/H]
+        if self.tuned and attention.applies(t):
+            out = attention.attend(q, k, v, 1 / (d // self.heads) ** 0.5)
         else:
-            def split(y):  # [B, T, D] -> [B, H, T, D/H]
-                return y.reshape(b, t, h, d // h).transpose(0, 2, 1, 3)
-
-            q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
-            attend = _attend
-        out = attend(q, k, v)  # [B, H, T, D/H]
+            out = _attend(q, k, v)  # [B, H, T, D/H]
         out = out.transpose(0, 2, 1, 3).reshape(b, t, d)  # [B, T, H, D/H] -> [B, T, D]
         return self.dropout(self.proj(out))
+
+    def projections(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """``q(x), k(x), v(x)`` for tokens ``[B, T, D]``, each split into heads ``[B, H, T, D/H]``. Tuned: one
+        ``[B*T, D] x [D, 3D]`` product of the three kernels, concatenated at call time (the parameters stay
+        separate, as in PyTorch): one pass over the tokens instead of three."""
+        b, t, d = x.shape
+        h = self.heads
+        if not self.tuned:
+            return tuple(y.reshape(b, t, h, d // h).transpose(0, 2, 1, 3) for y in (self.q(x), self.k(x), self.v(x)))
+        kernel = jnp.concatenate([self.q.kernel[...], self.k.kernel[...], self.v.kernel[...]], axis=1)  # [D, 3D]
+        bias = jnp.concatenate([self.q.bias[...], self.k.bias[...], self.v.bias[...]])
+        x = x.reshape(b * t, d)
+        if self.q.dtype is not None:  # the products' precision (bfloat16), else the inputs' own
+            x, kernel, bias = (a.astype(self.q.dtype) for a in (x, kernel, bias))
+        out = (x @ kernel + bias).reshape(b, t, 3, h, d // h)  # [B, T, 3, H, D/H]
+        return tuple(out[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # each [B, H, T, D/H]
 
 
 class MLP(nnx.Module):
@@ -100,7 +101,7 @@ class MLP(nnx.Module):
 
     def __init__(self, width: int, mlp_dim: int, *, dropout: float, kernels: str = "stock", dtype=None,
                  rngs: nnx.Rngs):
-        layers = _layers(kernels)
+        layers = kernel_choice.layers(kernels)
         self.fc1 = _linear(layers, width, mlp_dim, dtype, rngs)
         self.fc2 = _linear(layers, mlp_dim, width, dtype, rngs)
         self.dropout = layers.Dropout(dropout, rngs=rngs)
@@ -115,7 +116,7 @@ class Block(nnx.Module):
 
     def __init__(self, cfg: ViTConfig, *, dropout: float, kernels: str = "stock", dtype=None,
                  rngs: nnx.Rngs):
-        layers = _layers(kernels)
+        layers = kernel_choice.layers(kernels)
         self.norm1 = _layer_norm(layers, cfg.width, rngs)
         self.attn = Attention(cfg.width, cfg.heads, dropout=dropout, kernels=kernels, dtype=dtype, rngs=rngs)
         self.norm2 = _layer_norm(layers, cfg.width, rngs)
@@ -154,8 +155,6 @@ class ViT(nnx.Module):
         dtype: jnp.dtype | None = None,
         rngs: nnx.Rngs,
     ):
-        from jax_impl import kernels as kernel_choice
-
         if variant not in VARIANTS:
             raise ValueError(f"unknown ViT variant {variant!r} (choose from {', '.join(VARIANTS)})")
         cfg = self.config = VARIANTS[variant]
@@ -165,7 +164,7 @@ class ViT(nnx.Module):
         self.num_classes, self.image_size = num_classes, image_size
         self.kernels = kernel_choice.resolve(kernels)
         self.dtype = dtype
-        layers = _layers(self.kernels)
+        layers = kernel_choice.layers(self.kernels)
         tokens = (image_size // cfg.patch) ** 2 + 1
         self.patch_embed = nnx.Conv(
             in_channels, cfg.width, kernel_size=(cfg.patch, cfg.patch), strides=(cfg.patch, cfg.patch),

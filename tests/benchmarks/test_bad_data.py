@@ -8,7 +8,7 @@ import shutil
 import pytest
 from cli_helpers import assert_one_line_error, run_cli
 
-from benchmarks.data import DEFAULT_DATA_DIR
+from harness.data import DEFAULT_DATA_DIR
 
 
 def _records(name: str) -> bytearray:

@@ -12,8 +12,8 @@ import pytest
 from cli_helpers import assert_one_line_error, run_cli
 from report_records import sample_results
 
-from benchmarks.report import blocks, compare, files, summary, tables
-from benchmarks.stats import format_ci, format_mean_std, summarize, summary_by_group
+from harness.report import blocks, compare, files, summary, tables
+from harness.stats import format_ci, format_mean_std, summarize, summary_by_group
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -88,7 +88,7 @@ def test_write_results_makes_every_file_and_valid_pngs(tmp_path, results):
 
 
 def report_plots():
-    from benchmarks.report.plots import PLOTS
+    from harness.report.plots import PLOTS
 
     return list(PLOTS)
 
@@ -234,7 +234,7 @@ def test_malloc_settings_are_shown_in_the_environment(results):
 
 def test_git_commit_prefers_the_commit_the_caller_names(monkeypatch):
     """A copy of the tree with a stale .git (a lent GPU machine) reports the commit it was sent as."""
-    from benchmarks.environment import git_commit
+    from harness.environment import git_commit
 
     monkeypatch.delenv("BENCH_GIT_COMMIT", raising=False)
     head = git_commit()

@@ -65,7 +65,7 @@ def test_every_epoch_is_a_line_on_stderr_and_in_history_jsonl(smoke_both):
 
 def test_files_get_ordinary_permissions(smoke_both):
     """Written under umask 022 (run_cli's): 0644, like any file open() makes, not a temporary file's 0600."""
-    from benchmarks.report.plots import PLOTS
+    from harness.report.plots import PLOTS
 
     _, out, _ = smoke_both
     for name in ("results.json", "results.md", "results.csv", "report.md", "history.jsonl", *PLOTS):
@@ -73,7 +73,7 @@ def test_files_get_ordinary_permissions(smoke_both):
 
 
 def test_seeds_write_the_study_files(smoke_both):
-    from benchmarks.report.plots import PLOTS
+    from harness.report.plots import PLOTS
 
     proc, out, results = smoke_both
     for name in ("results.json", "results.csv", "report.md", *PLOTS):
@@ -99,7 +99,7 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     jax_run, torch_run = results["runs"][:2]
     for key in ("train_size", "val_size", "steps_per_epoch", "batch_size", "lr", "epochs", "seed"):
         assert jax_run[key] == torch_run[key], key
-    from benchmarks.malloc import SETTINGS
+    from harness.malloc import SETTINGS
 
     assert set(results["environment"]["host"]["malloc"]) == set(SETTINGS)  # one process, one allocator setting
     for run in (jax_run, torch_run):  # both learn: the training loss falls from epoch 1 to epoch 2
@@ -331,7 +331,7 @@ def test_bad_values_stop_before_training_with_one_line(tmp_path, capsys, monkeyp
 def test_list_presets_prints_the_table_that_docs_runner_md_shows(capsys):
     from cli_helpers import REPO
 
-    from benchmarks.presets import presets_table
+    from harness.presets import presets_table
     from benchmarks.run import main
 
     assert main(["--list-presets"]) == 0

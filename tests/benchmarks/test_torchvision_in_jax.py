@@ -10,9 +10,9 @@ import torch
 import torchvision
 from cli_helpers import run_cli
 
-from benchmarks import settings as settings_lib
-from benchmarks.backends import JaxBackend, ModelBuildError
-from benchmarks.registry import MODELS
+from harness import settings as settings_lib
+from harness.backends import JaxBackend, ModelBuildError
+from harness.registry import MODELS
 from jax_impl.models.layout import table, torch_to_flax_array
 
 

@@ -12,7 +12,7 @@ from jax_impl.parallel import batch_mesh
 DATA_PARALLEL = """
 import json, numpy as np, jax
 from flax import nnx
-from benchmarks.data import load_mnist
+from harness.data import load_mnist
 from jax_impl import train
 from jax_impl.models import CNN
 from jax_impl.parallel import batch_mesh

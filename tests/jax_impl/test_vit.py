@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from benchmarks.data import train_val_split
+from harness.data import train_val_split
 from jax_impl import train
 from jax_impl.models import VIT_VARIANTS, ViT, count_params
 from jax_impl.models.vit import Attention

@@ -1,4 +1,4 @@
-"""Reading a multi-process run's place from the environment, as torchrun, SLURM and benchmarks.launch set it."""
+"""Reading a multi-process run's place from the environment, as torchrun, SLURM and harness.launch set it."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def test_parameter_names_shapes_and_counts_mirror(model, kwargs):
 
 
 def test_both_vits_build_from_the_one_variants_table_the_registry_names():
-    from benchmarks.registry import MODELS
+    from harness.registry import MODELS
     from mnist_common.architectures import VIT_VARIANTS
 
     assert jax_impl.models.VIT_VARIANTS is VIT_VARIANTS is torch_ref.models.VIT_VARIANTS

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.data import train_val_split
+from harness.data import train_val_split
 from mnist_common import MNIST_MEAN, MNIST_STD, TrainConfig
 from torch_ref import train
 from torch_ref.models import CNN, count_params

@@ -67,7 +67,7 @@ def test_input_is_resized_grey_to_rgb_and_normalised_as_the_weights_say(mnist):
 
 
 def test_runner_registry_agrees_with_the_builders():
-    from benchmarks.registry import MODELS
+    from harness.registry import MODELS
     from torch_ref.finetune import detection
 
     assert {name for name, spec in MODELS.items() if spec.finetune} == {*classifiers.ARCHS, "faster_rcnn"}

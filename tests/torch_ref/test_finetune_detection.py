@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.metrics import detection_metrics, prediction_metrics
+from harness.metrics import detection_metrics, prediction_metrics
 from mnist_common import BACKGROUND, MNIST_MEAN, MNIST_STD, TrainConfig
 from torch_ref import train
 from torch_ref.finetune import detection

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.data import train_val_split
+from harness.data import train_val_split
 from mnist_common import TrainConfig
 from torch_ref import train
 from torch_ref.models import VIT_VARIANTS, ViT

@@ -1,0 +1,56 @@
+"""harness.malloc: big buffers freed and allocated again stop costing page faults (each case in a fresh process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+from cli_helpers import REPO
+
+# 20 rounds of allocating, writing and freeing 64 MB (over glibc's largest mmap threshold), counting page faults
+CODE = """
+import ctypes, json, resource, sys
+from harness import malloc
+applied = malloc.keep_large_buffers() if sys.argv[1] == "tuned" else {}
+again = malloc.keep_large_buffers() is applied if applied else True
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+def touch_and_free(n):  # glibc's malloc, as XLA's temporaries use it; every page written
+    p = libc.malloc(n)
+    ctypes.memset(p, 1, n)
+    libc.free(p)
+touch_and_free(64 << 20)  # warm-up: the heap grows once
+f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    touch_and_free(64 << 20)
+print(json.dumps({"applied": applied, "again": again,
+                  "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0}))
+"""
+
+
+def _faults(mode: str, env: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | (env or {})
+    proc = subprocess.run([sys.executable, "-c", CODE, mode], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=False, env=env | {"PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's")
+def test_tuned_malloc_keeps_big_buffers_without_page_faults():
+    tuned, default = _faults("tuned"), _faults("default")
+    assert tuned["applied"] == {"M_MMAP_MAX": 0, "M_ARENA_MAX": 1, "M_TRIM_THRESHOLD": 1 << 30}
+    assert tuned["again"]  # applied once per process, the same answer after
+    pages = 20 * (64 << 20) // 4096  # what 20 fresh 64 MB buffers fault in
+    assert default["faults"] > pages // 2, default  # glibc's own: every buffer is a fresh mmap
+    assert tuned["faults"] < pages // 20, tuned  # tuned: the heap keeps the pages
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's")
+def test_the_users_own_malloc_variables_are_left_in_charge():
+    out = _faults("tuned", {"MALLOC_ARENA_MAX": "4"})
+    assert out["applied"]["M_ARENA_MAX"] == "environment" and out["applied"]["M_MMAP_MAX"] == 0
