@@ -31,7 +31,7 @@ from harness.malloc import keep_large_buffers
 from harness.registry import MODELS
 from harness.report.markdown import table
 from harness.settings import Settings, resolve
-from harness.stats import mode_label
+from harness.record import mode_label
 from mnist_common import normalize
 from mnist_common.config import ConfigError
 
@@ -107,6 +107,11 @@ def _time(fn, steps: int, sync) -> float:
     return statistics.median(times)
 
 
+def _mode(framework: str, s: Settings) -> str:
+    return mode_label(framework, kernels=s.kernels, precision=s.precision, torch_compile=s.torch_compile,
+                      channels_last=s.channels_last)
+
+
 def jax_modes(backend, s: Settings, images, labels, args, flops: dict) -> list[dict]:
     """Median step, forward and backward+update times of the JAX model per kernels choice and precision."""
     import jax
@@ -164,7 +169,7 @@ def jax_modes(backend, s: Settings, images, labels, args, flops: dict) -> list[d
                         one_step()
                     sync()
                 ops = [(op, f"{calls:g}", f"{ms:.2f}") for op, calls, ms in xla_operations(folder)[: args.top]]
-            out.append({"framework": "jax", "mode": mode_label("jax", run), "compile_s": compile_s,
+            out.append({"framework": "jax", "mode": _mode("jax", run), "compile_s": compile_s,
                         "step_s": step_s, "forward_s": fwd_s, "ops": ops})
     return out
 
@@ -225,7 +230,7 @@ def torch_modes(backend, s: Settings, images, labels, args) -> list[dict]:
                     ops = sorted(prof.key_averages(), key=lambda a: -a.self_cpu_time_total)[: args.top]
                     ops = [(a.key, f"{a.count / TRACE_STEPS:g}", f"{a.self_cpu_time_total / 1000 / TRACE_STEPS:.2f}")
                            for a in ops]
-                out.append({"framework": "torch", "mode": mode_label("torch", run), "compile_s": compile_s,
+                out.append({"framework": "torch", "mode": _mode("torch", run), "compile_s": compile_s,
                             "step_s": step_s, "forward_s": fwd_s, "ops": ops if args.trace else None})
     return out
 

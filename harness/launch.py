@@ -167,7 +167,7 @@ def run_workers(command: Sequence[str], processes: int, *, port: int, use_gpus: 
         elastic_launch(config, sys.executable)(*command)
         return 0
     except ChildFailedError as err:
-        rank, failure = min(err.failures.items())
+        rank, failure = err.get_first_failure()  # (the others it stopped fail too, by its SIGTERM)
         what = (f"was killed by {signal.Signals(-failure.exitcode).name}" if failure.exitcode < 0
                 else f"exited with status {failure.exitcode}")
         say(f"error: worker {rank} of {processes} (pid {failure.pid}) {what}; the launcher stopped the other "

@@ -185,10 +185,10 @@ def flag(field: str) -> str:
 _FROM_PRESET = "(default: from the preset, see --list-presets)"
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
+def add_flags(parser: argparse.ArgumentParser, settings: type = Settings) -> None:
     """A flag for every declared setting that has one, its help and metavar from the declaration. Every default
     is None ("not given"): the preset, then the field, decide; a mode flag takes a comma-separated list."""
-    for field, meta in declared(Settings):
+    for field, meta in declared(settings):
         if not meta["flag"]:
             continue
         default = "" if meta["from_preset"] else f"(default: {meta['default_text'] or _shown_default(field)})"
@@ -210,11 +210,11 @@ def _shown_default(field: dataclasses.Field) -> str:
     return {None: "none", False: "off"}.get(field.default, str(field.default))
 
 
-def mode_lists(args: argparse.Namespace) -> dict[str, list | None]:
+def mode_lists(args: argparse.Namespace, settings: type = Settings) -> dict[str, list | None]:
     """The mode flags (``--kernels stock,tuned``...) as lists of values (None: not given); ConfigError for an
     unknown value or one listed twice."""
     lists = {}
-    for field, meta in declared(Settings):
+    for field, meta in declared(settings):
         if not meta["modes"]:
             continue
         text = getattr(args, field.name, None)
@@ -233,10 +233,10 @@ def mode_lists(args: argparse.Namespace) -> dict[str, list | None]:
     return lists
 
 
-def overrides(args: argparse.Namespace) -> dict:
+def overrides(args: argparse.Namespace, settings: type = Settings) -> dict:
     """The settings the command line gives (None where not given); a mode list gives its first value."""
-    given = {name: getattr(args, name, None) for name in OVERRIDABLE}
-    for name, values in mode_lists(args).items():
+    given = {f.name: getattr(args, f.name, None) for f, meta in declared(settings) if meta["flag"]}
+    for name, values in mode_lists(args, settings).items():
         given[name] = values[0] if values else None
     return given
 

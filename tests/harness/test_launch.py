@@ -1,37 +1,42 @@
-"""The local launcher: workers with torchrun's environment, disjoint CPU cores, and one answer for all of them."""
+"""Worker processes under PyTorch's elastic launcher: torchrun's environment, each worker's share of the
+machine, one clear line for a failure or a signal, and no worker that outlives its launcher."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 import time
 
 import pytest
+from cli_helpers import REPO
 
-from harness.launch import LaunchError, choose_port, cpu_shares, launch
+from harness.launch import LaunchError, choose_port, cpu_shares, run_workers
 
 
 def _run(code: str, processes: int, **kwargs):
     lines = []
-    status = launch([sys.executable, "-c", code], processes, say=lines.append, **kwargs)
+    status = run_workers(["-c", code], processes, port=choose_port(), say=lines.append, **kwargs)
     return status, lines
 
 
-def test_workers_get_their_rank_cores_and_address(tmp_path):
-    code = ("import json, os, pathlib; r = os.environ['RANK']; pathlib.Path(os.environ['OUT'], r).write_text("
-            "json.dumps({k: os.environ[k] for k in ('WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT', "
-            "'OMP_NUM_THREADS')} | {'cores': sorted(os.sched_getaffinity(0))}))")
-    status, lines = _run(code, 2, env=dict(os.environ, OUT=str(tmp_path)), pin=True)
-    assert status == 0
+def test_workers_get_torchruns_environment_and_their_share_of_the_cores(tmp_path):
+    code = ("import json, os, pathlib; from harness.launch import setup_worker; setup_worker(); "
+            "r = os.environ['RANK']; pathlib.Path(os.environ['OUT'], r).write_text(json.dumps("
+            "{k: os.environ[k] for k in ('WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT', 'OMP_NUM_THREADS')}"
+            " | {'cores': sorted(os.sched_getaffinity(0))}))")
+    status, lines = _run(code, 2, env={"OUT": str(tmp_path), "PYTHONPATH": str(REPO)}, pin=True)
+    assert status == 0, lines
     seen = [json.loads((tmp_path / str(r)).read_text()) for r in range(2)]
     assert [s["LOCAL_RANK"] for s in seen] == ["0", "1"] and {s["WORLD_SIZE"] for s in seen} == {"2"}
     assert seen[0]["MASTER_PORT"] == seen[1]["MASTER_PORT"] and seen[0]["MASTER_ADDR"] == "127.0.0.1"
     if len(cpu_shares(1)[0]) >= 2:  # cores divided, none shared
         assert not set(seen[0]["cores"]) & set(seen[1]["cores"])
         assert seen[0]["OMP_NUM_THREADS"] == str(len(seen[0]["cores"]))
-    assert "started 2 workers" in lines[0]
+    assert "starting 2 workers under PyTorch's elastic launcher" in lines[0]
 
 
 def test_a_failing_worker_is_named_and_its_status_returned():
@@ -69,22 +74,41 @@ def test_cpu_shares_are_disjoint_and_equal():
         assert not set(shares[0]) & set(shares[1])
 
 
-def test_an_interrupted_launch_says_what_each_worker_really_did():
-    """Worker 0 has finished when SIGINT reaches the launcher; worker 1 is still running: the line says so, and
-    the launch ends with 130."""
-    import signal
-    import subprocess
-
-    from cli_helpers import REPO
-
-    worker = "import os, time; time.sleep(0 if os.environ['RANK'] == '0' else 60)"
-    code = (f"import sys; from harness.launch import launch; "
-            f"sys.exit(launch([sys.executable, '-c', {worker!r}], 2, outcome=lambda: 'nothing written'))")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+def _launcher(worker: str) -> subprocess.Popen:
+    code = (f"import sys; from harness.launch import choose_port, run_workers; "
+            f"sys.exit(run_workers(['-c', {worker!r}], 2, port=choose_port(), outcome=lambda: 'nothing written'))")
+    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
                             stderr=subprocess.PIPE, text=True)
-    assert "started 2 workers" in proc.stderr.readline()
-    time.sleep(2.0)  # worker 0 is done by now
+
+
+def test_an_interrupted_launch_stops_its_workers_and_says_what_they_left():
+    proc = _launcher("import time; time.sleep(60)")
+    assert "starting 2 workers" in proc.stderr.readline()
+    time.sleep(2.0)
     proc.send_signal(signal.SIGINT)
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 130
-    assert "interrupted by SIGINT: worker 0 had already finished, worker 1 stopped (SIGTERM); nothing written" in err
+    assert "interrupted by SIGINT: the launcher stopped the workers; nothing written" in err
+
+
+def test_no_worker_outlives_its_launcher(tmp_path):
+    """The launcher killed with SIGKILL (which it cannot answer): its workers end with it, instead of training on
+    in a folder whose lock died with it."""
+    worker = (f"import os, pathlib, time; from harness.launch import setup_worker; setup_worker(); "
+              f"pathlib.Path({str(tmp_path)!r}, os.environ['RANK']).write_text(str(os.getpid())); time.sleep(120)")
+    proc = _launcher(worker)
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pids = [int(p.read_text()) for p in tmp_path.iterdir()]
+    proc.kill()
+    proc.wait()
+    time.sleep(2.0)
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+    assert not alive, f"workers {alive} outlived their launcher"

@@ -1,24 +1,39 @@
-"""harness.settings.resolve: presets, overrides, and one error naming the field for every bad value."""
+"""Settings declared once: resolve from presets and overrides, one error naming the field, and what each
+declaration gives (its flag, its check, its place in TrainConfig and in the run record)."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+
 import pytest
 
-from harness.presets import VIT_PRESETS
-from harness.settings import OVERRIDABLE, resolve
-from mnist_common import ConfigError
+from harness import presets
+from harness.registry import MODELS
+from harness.settings import OVERRIDABLE, Settings, add_flags, overrides, presets_table, resolve
+from mnist_common import ConfigError, TrainConfig
+from mnist_common.settings import declared, in_range, setting
 
 
 def test_the_preset_with_the_given_overrides():
     s = resolve("vit", "cpu", {"epochs": 10, "lr": None, "seed": 3})
-    p = VIT_PRESETS["cpu"]
-    assert (s.model, s.preset, s.variant, s.optimizer) == ("vit", "cpu", p.variant, p.optimizer)
-    assert s.epochs == 10 and s.lr == p.lr[p.optimizer] and s.seed == 3  # None means "not given"
-    assert resolve("vit", "cpu", {"optimizer": "sgd", "weight_decay": 0}).lr == p.lr["sgd"]  # the rate follows it
+    p = presets.VIT["cpu"]
+    assert (s.model, s.preset, s.variant, s.optimizer) == ("vit", "cpu", p["variant"], p["optimizer"])
+    assert s.epochs == 10 and s.lr == p["lr"][p["optimizer"]] and s.seed == 3  # None means "not given"
+    assert resolve("vit", "cpu", {"optimizer": "sgd", "weight_decay": 0}).lr == p["lr"]["sgd"]  # the rate follows
     config = s.train_config(num_train=55000)
-    assert config.warmup_steps == round(p.warmup_epochs * (55000 // p.batch_size))
-    assert (config.epochs, config.seed, config.augment_shift) == (10, 3, p.augment_shift)
+    assert config.warmup_steps == round(p["warmup_epochs"] * (55000 // p["batch_size"]))
+    assert (config.epochs, config.seed, config.augment_shift) == (10, 3, p["augment_shift"])
     assert set(s.as_dict()) == {"model", "preset", *OVERRIDABLE}
+
+
+def test_every_preset_names_declared_settings_only_and_resolves():
+    names = {f.name for f, _ in declared(Settings)}
+    for spec in MODELS.values():
+        assert set(spec.presets) == set(presets.PRESET_NAMES)
+        for values in spec.presets.values():
+            assert set(values) <= names, set(values) - names
+    assert "vit" in presets_table() and "1 warm-up epoch" in presets_table()
 
 
 def test_settings_that_do_not_apply_are_errors_for_one_model_and_dropped_for_several():
@@ -51,3 +66,35 @@ def test_bad_values_name_their_field(model, overrides, field):
     assert err.value.field == field
     with pytest.raises(ConfigError, match="'huge' is unknown"):
         resolve("cnn", "huge")
+
+
+def test_train_config_and_the_record_come_from_the_declarations():
+    s = resolve("cnn", "cpu", {"optimizer": "sgd"})
+    config = s.train_config(55000)
+    for field in dataclasses.fields(TrainConfig):  # every training field as it is, warm-up steps derived
+        if field.name != "warmup_steps":
+            assert getattr(config, field.name) == getattr(s, field.name), field.name
+    jax, torch = s.record("jax"), s.record("torch")
+    assert jax["momentum"] == torch["momentum"] == 0.9  # SGD's: recorded
+    assert jax["torch_compile"] is None and torch["torch_compile"] == "none"  # each framework's own
+    assert jax["kernels"] == "auto" and torch["kernels"] is None
+    assert "train_size" not in jax and "warmup_steps" not in jax  # the record's own, measured where they are
+    assert resolve("cnn", "cpu").record("jax")["momentum"] is None  # Adam has none
+
+
+def test_one_declaration_is_a_flag_a_check_a_training_setting_and_a_record_field():
+    """Adding a hyperparameter: one field. Here a subclass adds Adam's beta2 as a harness would."""
+
+    @dataclasses.dataclass(frozen=True)
+    class WithBeta2(Settings):
+        beta2: float = setting(0.999, "Adam's second-moment decay", check=in_range(0, 1))
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser, WithBeta2)
+    args = parser.parse_args(["--beta2", "0.99"])
+    assert "--beta2" in parser.format_help() and "Adam's second-moment decay" in parser.format_help()
+    assert overrides(args, WithBeta2)["beta2"] == 0.99
+    s = WithBeta2(model="cnn", beta2=0.99)
+    assert s.record("jax")["beta2"] == 0.99 and s.as_dict()["beta2"] == 0.99
+    with pytest.raises(ConfigError, match=r"beta2 must be in \[0, 1\), got 1.5"):
+        WithBeta2(model="cnn", beta2=1.5)
