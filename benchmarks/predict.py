@@ -16,10 +16,10 @@ import sys
 import numpy as np
 
 from harness import cli
-from harness.backends import BACKENDS, DeviceError
+from harness.backends import BACKENDS
 from harness.cli import Parser, UsageError
-from harness.images import SIDE, ImageError, load_inputs
-from mnist_common.export import ExportError, read_config
+from harness.images import SIDE, load_inputs
+from mnist_common.export import read_config
 
 
 def build_parser() -> Parser:
@@ -42,7 +42,7 @@ def probabilities(logits: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.run(_main, argv, mistakes=(ExportError, ImageError, DeviceError))
+    return cli.run(_main, argv)
 
 
 def _main(argv: list[str]) -> int:

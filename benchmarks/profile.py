@@ -18,21 +18,24 @@ that count (see docs/performance.md).
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
+import re
 import statistics
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
-from harness import cli
-from harness.backends import BACKENDS, DEVICES, DeviceError
+from harness import cli, plan
+from harness.backends import BACKENDS, DEVICES
 from harness.cli import Parser, UsageError
-from harness.data import DataError, load_mnist
+from harness.data import load_mnist
 from harness.malloc import keep_large_buffers
+from harness.record import mode_label
 from harness.registry import MODELS
 from harness.report.markdown import table
-from harness.settings import Settings, resolve
-from harness.record import mode_label
-from mnist_common import normalize
+from harness.settings import Settings, flag, resolve
 from mnist_common.config import ConfigError
 
 
@@ -71,11 +74,6 @@ def xla_operations(folder: Path, steps: int = TRACE_STEPS) -> list[tuple[str, fl
     (``ynn_fusion.3`` and ``ynn_fusion.7`` are ``ynn_fusion``). A loop's instruction
     (``while``) includes the time of those in its body, which are listed too.
     """
-    import gzip
-    import json
-    import re
-    from collections import defaultdict
-
     files = sorted(folder.glob("**/*.trace.json.gz"))
     if not files:
         return []
@@ -92,10 +90,6 @@ def xla_operations(folder: Path, steps: int = TRACE_STEPS) -> list[tuple[str, fl
     return sorted(rows, key=lambda r: -r[2])
 
 
-def _list(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
 def _time(fn, steps: int, sync) -> float:
     """Median seconds of ``fn()`` over ``steps`` calls, each synchronised."""
     times = []
@@ -107,132 +101,49 @@ def _time(fn, steps: int, sync) -> float:
     return statistics.median(times)
 
 
-def _mode(framework: str, s: Settings) -> str:
-    return mode_label(framework, kernels=s.kernels, precision=s.precision, torch_compile=s.torch_compile,
-                      channels_last=s.channels_last)
-
-
-def jax_modes(backend, s: Settings, images, labels, args, flops: dict) -> list[dict]:
-    """Median step, forward and backward+update times of the JAX model per kernels choice and precision."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    from flax import nnx
-
-    from jax_impl import train
-    from jax_impl.optim import make_optimizer
-
+def profile_modes(framework: str, backend, base: Settings, images, labels, args) -> list[dict]:
+    """Median step and forward times of one framework's model in every mode asked for (``harness.plan.modes``),
+    each step built as ``fit`` builds it (the backend's ``training_step``)."""
     out = []
-    for kernels in _list(args.kernels):
-        for precision in _list(args.precision):
-            run = backend.resolve(s.replace(kernels=kernels, precision=precision))
-            model = backend.build(MODELS[s.model], run)
-            tx, _ = make_optimizer(s.optimizer, s.lr, model=model, weight_decay=s.weight_decay)
-            opt = nnx.Optimizer(model, tx, wrt=nnx.Param)
-            model.train()
-            graphdef, state = nnx.split((model, opt))
-            x = jax.device_put(normalize(images))
-            y = jax.device_put(np.asarray(labels, np.int32))
-            order = jnp.arange(args.batch_size, dtype=jnp.int32)[None]  # one batch: the first B images
-            shifts = jnp.zeros((1, args.batch_size, 2), jnp.int8)
-            recipe = train.StepRecipe(label_smoothing=s.label_smoothing)
-            args_ = (state, jnp.zeros((), jnp.float32), x, y, order, shifts, np.int32(0))
-            t0 = time.perf_counter()
-            step = train.train_step.lower(graphdef, recipe, *args_).compile()
-            compile_s = time.perf_counter() - t0
-            if precision == "float32":  # the float32 step's work: the algorithm's, whatever runs it
-                flops.setdefault(s.model, train.step_flops(step))
-            holder = {"state": state, "loss": args_[1]}
-
-            def one_step():
-                holder["state"], holder["loss"] = step(holder["state"], holder["loss"], x, y, order, shifts,
-                                                       np.int32(0))
-
-            @jax.jit
-            def forward(state, xb, yb):
-                m, _ = nnx.merge(graphdef, state)
-                return train.loss_fn(m, xb, yb, s.label_smoothing)
-
-            xb, yb = x[: args.batch_size], y[: args.batch_size]
-            jax.block_until_ready(forward(holder["state"], xb, yb))
-            for _ in range(args.warmup):
-                one_step()
-            jax.block_until_ready(holder["loss"])
-            sync = lambda: jax.block_until_ready(holder["loss"])  # noqa: E731
-            step_s = _time(one_step, args.steps, sync)
-            fwd_s = _time(lambda: jax.block_until_ready(forward(holder["state"], xb, yb)), args.steps, lambda: None)
-            ops = None
-            if args.trace:
-                folder = Path(args.trace) / f"jax-{s.model}-{kernels}-{precision}"
-                with jax.profiler.trace(str(folder)):
-                    for _ in range(TRACE_STEPS):
-                        one_step()
-                    sync()
-                ops = [(op, f"{calls:g}", f"{ms:.2f}") for op, calls, ms in xla_operations(folder)[: args.top]]
-            out.append({"framework": "jax", "mode": _mode("jax", run), "compile_s": compile_s,
-                        "step_s": step_s, "forward_s": fwd_s, "ops": ops})
+    for run in plan.modes(args, base, framework):
+        run = backend.resolve(run)
+        step = backend.training_step(backend.build(MODELS[run.model], run), run, images, labels)
+        for _ in range(args.warmup):
+            step()
+        step.sync()
+        step_s = _time(step, args.steps, step.sync)
+        step.forward()
+        fwd_s = _time(step.forward, args.steps, lambda: None)
+        mode = mode_label(framework, kernels=run.kernels, precision=run.precision, torch_compile=run.torch_compile,
+                          channels_last=run.channels_last)
+        out.append({"framework": framework, "mode": mode, "compile_s": step.compile_s, "step_s": step_s,
+                    "forward_s": fwd_s, "ops": _trace(framework, step, mode, run, args) if args.trace else None,
+                    "flops": step.flops if run.precision == "float32" else None})
     return out
 
 
-def torch_modes(backend, s: Settings, images, labels, args) -> list[dict]:
-    """Median step, forward and backward+update times of the PyTorch model per compile mode, memory format and
-    precision."""
-    import torch
+def _trace(framework: str, step, mode: str, run: Settings, args) -> list[tuple[str, str, str]]:
+    """The costliest operations of ``TRACE_STEPS`` steps, from a profiler trace written under ``--trace``."""
+    label = f"{framework}-{run.model}-{mode.replace(' ', '-').replace('+', '')}"
+    if framework == "jax":
+        import jax
 
-    from torch_ref import compiled, train
-    from torch_ref.optim import make_optimizer
+        folder = Path(args.trace) / label
+        with jax.profiler.trace(str(folder)):
+            for _ in range(TRACE_STEPS):
+                step()
+            step.sync()
+        return [(op, f"{calls:g}", f"{ms:.2f}") for op, calls, ms in xla_operations(folder)[: args.top]]
+    from torch.profiler import ProfilerActivity, profile
 
-    out = []
-    formats = [v == "on" for v in _list(args.channels_last)] if MODELS[s.model].convnet else [False]
-    for mode in _list(args.torch_compile):
-        for channels_last in formats:
-            for precision in _list(args.precision):
-                run = s.replace(torch_compile=mode, channels_last=channels_last, precision=precision)
-                model = backend.build(MODELS[s.model], run)
-                device = next(model.parameters()).device
-                opt, _ = make_optimizer(s.optimizer, model, s.lr, weight_decay=s.weight_decay,
-                                        tensor_lr=mode != "none")
-                if channels_last:
-                    model.to(memory_format=torch.channels_last)
-                loss_fn = compiled.loss_function(model, train.CLASSIFICATION, label_smoothing=s.label_smoothing,
-                                                 precision=precision, mode=mode)
-                opt_step = compiled.optimizer_step(opt, mode=mode)
-                x = train.preprocess(images[: args.batch_size], device)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = torch.as_tensor(labels[: args.batch_size], dtype=torch.long, device=device)
-                model.train()
-                t0 = time.perf_counter()
-                train.train_step(loss_fn, opt, opt_step, None, x, y)  # compiles, for a compiled mode
-                train.synchronize(device)
-                compile_s = time.perf_counter() - t0 if mode != "none" else 0.0
-                for _ in range(args.warmup):
-                    train.train_step(loss_fn, opt, opt_step, None, x, y)
-                sync = lambda: train.synchronize(device)  # noqa: E731
-                step_s = _time(lambda: train.train_step(loss_fn, opt, opt_step, None, x, y), args.steps, sync)
-
-                def forward():
-                    with torch.no_grad():
-                        loss_fn(x, y)
-
-                forward()
-                fwd_s = _time(forward, args.steps, sync)
-                if args.trace:
-                    from torch.profiler import ProfilerActivity, profile
-
-                    with profile(activities=[ProfilerActivity.CPU]) as prof:
-                        for _ in range(TRACE_STEPS):
-                            train.train_step(loss_fn, opt, opt_step, None, x, y)
-                        sync()
-                    label = f"torch-{s.model}-{mode}-{'cl' if channels_last else 'nchw'}-{precision}"
-                    Path(args.trace).mkdir(parents=True, exist_ok=True)
-                    prof.export_chrome_trace(str(Path(args.trace) / f"{label}.json"))
-                    ops = sorted(prof.key_averages(), key=lambda a: -a.self_cpu_time_total)[: args.top]
-                    ops = [(a.key, f"{a.count / TRACE_STEPS:g}", f"{a.self_cpu_time_total / 1000 / TRACE_STEPS:.2f}")
-                           for a in ops]
-                out.append({"framework": "torch", "mode": _mode("torch", run), "compile_s": compile_s,
-                            "step_s": step_s, "forward_s": fwd_s, "ops": ops if args.trace else None})
-    return out
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(TRACE_STEPS):
+            step()
+        step.sync()
+    Path(args.trace).mkdir(parents=True, exist_ok=True)
+    prof.export_chrome_trace(str(Path(args.trace) / f"{label}.json"))
+    ops = sorted(prof.key_averages(), key=lambda a: -a.self_cpu_time_total)[: args.top]
+    return [(a.key, f"{a.count / TRACE_STEPS:g}", f"{a.self_cpu_time_total / 1000 / TRACE_STEPS:.2f}") for a in ops]
 
 
 def ceilings(frameworks: list[str], n: int = 2048, steps: int = 10) -> list[list[str]]:
@@ -264,7 +175,7 @@ def ceilings(frameworks: list[str], n: int = 2048, steps: int = 10) -> list[list
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.run(_main, argv, mistakes=(DataError, DeviceError))
+    return cli.run(_main, argv)
 
 
 def _main(argv: list[str]) -> int:
@@ -278,27 +189,17 @@ def _main(argv: list[str]) -> int:
         raise UsageError("--batch-size, --steps and --top must be at least 1, --warmup at least 0")
     try:
         base = resolve(args.model, "cpu", {"batch_size": args.batch_size, "devices": 1})
-        for precision in _list(args.precision):
-            resolve(args.model, "cpu", {"precision": precision})
-        for mode in _list(args.torch_compile):
-            resolve(args.model, "cpu", {"torch_compile": mode})
-        for kernels in _list(args.kernels):
-            resolve(args.model, "cpu", {"kernels": kernels})
     except ConfigError as err:
-        raise UsageError(f"--{err.field.replace('_', '-')} {err.problem}") from None
+        raise UsageError(f"{flag(err.field)} {err.problem}") from None
+    for fw in frameworks:
+        plan.modes(args, base, fw)  # every combination checked before any model is built
     keep_large_buffers()  # as the runner does, for both frameworks
     data = load_mnist()
-    images, labels = data.train_images[:4096], data.train_labels[:4096]
+    images, labels = data.train_images[: args.batch_size], data.train_labels[: args.batch_size]  # one batch
     backends = {fw: BACKENDS[fw](args.device) for fw in frameworks}
-    flops: dict = {}
-    rows = []
-    for fw, backend in backends.items():
-        if fw == "jax":
-            rows += jax_modes(backend, base, images, labels, args, flops)
-        else:
-            rows += torch_modes(backend, base, images, labels, args)
-    per_image = flops.get(args.model)
-    per_image = per_image / args.batch_size if per_image else None
+    rows = [row for fw, backend in backends.items() for row in profile_modes(fw, backend, base, images, labels, args)]
+    counted = [r["flops"] for r in rows if r["flops"]]  # the float32 step's work: the algorithm's, whatever runs it
+    per_image = counted[0] / args.batch_size if counted else None
     header = ["framework", "mode", "compile (s)", "step (ms)", "forward + loss (ms)", "backward + update (ms)",
               "images/s", "GFLOP/s"]
     table_rows = [[r["framework"], r["mode"], f"{r['compile_s']:.2f}", f"{1000 * r['step_s']:.2f}",

@@ -18,13 +18,13 @@ from pathlib import Path
 
 from harness import cli
 from harness.cli import Parser
-from harness.outputs import FolderLock, OutputError
+from harness.outputs import FolderLock
+from harness.record import ReportError, read_results
 from harness.report import blocks
 from harness.report.compare import compare, load_collection
-from harness.record import ReportError, read_results
 from harness.report.files import render
-from mnist_common.files import atomic_write
 from harness.report.scaling import scaling_summary
+from mnist_common.files import atomic_write
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.run(_main, argv, mistakes=(ReportError, OutputError))
+    return cli.run(_main, argv)
 
 
 def _check_target(target: str, folder: Path) -> Path:

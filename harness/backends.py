@@ -15,6 +15,7 @@ import os
 from harness.environment import cpu_label
 from harness.registry import MODELS, ModelSpec, import_object
 from harness.settings import Settings
+from mnist_common.errors import UserError
 from mnist_common.processes import World
 
 #: The classes of torchvision's ImageNet weights: a file with this head gets a new 10-class one.
@@ -24,11 +25,11 @@ IMAGENET_CLASSES = 1000
 DEVICES = ("auto", "cpu", "gpu")
 
 
-class ModelBuildError(Exception):
+class ModelBuildError(UserError):
     """A model that cannot be built as asked (weights missing, image too small): one line, exit 2."""
 
 
-class DeviceError(Exception):
+class DeviceError(UserError):
     """A device that was asked for and is not there: one line, exit 2."""
 
 
@@ -135,6 +136,10 @@ class JaxBackend:
 
     def fit(self, spec: ModelSpec, model, images, labels, config, **kwargs):
         return self.train.fit(model, images, labels, config, **kwargs)
+
+    def training_step(self, model, settings: Settings, images, labels):
+        """One update on the batch ``(images, labels)`` as ``fit`` compiles it (``jax_impl.train.TrainStep``)."""
+        return self.train.TrainStep(model, settings.train_config(len(images)), images, labels)
 
     def evaluate(self, spec: ModelSpec, model, images, labels, settings: Settings) -> dict:
         return self.train.evaluate(model, images, labels, batch_size=settings.eval_batch_size)
@@ -270,6 +275,10 @@ class TorchBackend:
 
     def fit(self, spec: ModelSpec, model, images, labels, config, **kwargs):
         return self.train.fit(model, images, labels, config, task=self._task(spec), **kwargs)
+
+    def training_step(self, model, settings: Settings, images, labels):
+        """One update on the batch ``(images, labels)`` as ``fit`` runs it (``torch_ref.train.TrainStep``)."""
+        return self.train.TrainStep(model, settings.train_config(len(images)), images, labels)
 
     def evaluate(self, spec: ModelSpec, model, images, labels, settings: Settings) -> dict:
         """Evaluation in the run's precision, memory format and compile mode (the compiled model fit used)."""

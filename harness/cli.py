@@ -14,8 +14,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from mnist_common.config import MAX_SEED
+from mnist_common.errors import UserError
 
-class UsageError(Exception):
+
+class UsageError(UserError):
     """A mistake of the user's (a flag, a file, a folder): printed as one line, exit 2."""
 
 
@@ -28,7 +31,6 @@ class Parser(argparse.ArgumentParser):
 
 def parse_seeds(text: str, flag: str = "--seeds", *, at_least: int = 1) -> list[int]:
     """``"0,1,2"`` -> ``[0, 1, 2]``: distinct integers in [0, MAX_SEED], no empty entries; UsageError naming ``flag``."""
-    from mnist_common.config import MAX_SEED
 
     try:
         seeds = [int(v.strip()) for v in text.split(",")]
@@ -47,15 +49,15 @@ def parse_seeds(text: str, flag: str = "--seeds", *, at_least: int = 1) -> list[
 MISTAKE, INTERRUPTED = 2, 130
 
 
-def run(main: Callable[[list[str]], int], argv: Sequence[str] | None = None, *,
-        mistakes: tuple[type[BaseException], ...] = ()) -> int:
-    """``main(argv)``'s status; ``UsageError`` and the ``mistakes`` given are one ``error:`` line and 2."""
+def run(main: Callable[[list[str]], int], argv: Sequence[str] | None = None) -> int:
+    """``main(argv)``'s status; a ``UserError`` (a mistake, or a problem with the user's input) is one ``error:``
+    line and 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         status = main(argv)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return status
-    except (UsageError, *mistakes) as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return MISTAKE
     except BrokenPipeError:

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import os
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from mnist_common.errors import UserError
 
 #: The shipped copy in a checkout of the repository.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
@@ -59,7 +62,7 @@ MNIST_RECORD_SHA256 = {
 DATA_SOURCES = ("idx", "tfds")
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A problem with the user's data: one line naming the file and the problem."""
 
 
@@ -109,7 +112,6 @@ def shipped_data_dir() -> Path:
 
 def installed_data_dir() -> Path | None:
     """The copy an install of this project carries (the ``mnist_data`` package), if there is one."""
-    import importlib.util
 
     try:
         spec = importlib.util.find_spec("mnist_data")

@@ -11,8 +11,8 @@ import time
 from harness.data import MNIST, test_subset, train_val_split
 from harness.environment import git_commit
 from harness.metrics import classification_metrics, detection_metrics, prediction_metrics
-from harness.registry import MODELS
 from harness.record import RunRecord
+from harness.registry import MODELS
 from harness.settings import Settings
 
 

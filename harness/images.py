@@ -22,10 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.data import IMAGE_MAGIC, DataError, decompress, parse_idx
+from mnist_common.errors import UserError
+
 SIDE, BOX = 28, 20
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """An input that is not an image, or cannot be read: one line naming it."""
 
 
@@ -144,7 +147,6 @@ def to_mnist(grey: np.ndarray) -> np.ndarray:
 def load_inputs(paths: list[str]) -> tuple[list[str], np.ndarray]:
     """Names and uint8 ``[N, 28, 28, 1]`` images of every input: image files, or IDX image files (every
     image in them, named ``file[i]``)."""
-    from harness.data import IMAGE_MAGIC, DataError, decompress, parse_idx
 
     names, images = [], []
     for text in paths:

@@ -24,11 +24,13 @@ import sys
 import time
 from pathlib import Path
 
+from mnist_common.errors import UserError
+
 DEFAULT_ROOT = Path("results")
 LATEST = "latest"
 
 
-class OutputError(Exception):
+class OutputError(UserError):
     """An output folder that cannot be used as asked: one line, exit 2."""
 
 

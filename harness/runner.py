@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 
 from harness import outputs
 from harness.data import load_mnist
-from harness.launch import choose_port, run_workers, visible_gpus
 from harness.environment import data_environment, host_environment
 from harness.experiment import evaluate_exported, run_one
+from harness.launch import choose_port, run_workers, visible_gpus
 from harness.plan import Plan, PlannedRun, TestPlan, held_for_workers
 from harness.registry import MODELS
 from harness.report.files import HistoryLog, write_results
@@ -101,7 +101,7 @@ def train(plan: Plan, malloc: dict) -> int:
     if world.main:  # the command's identity, before any training: a resume is checked against it
         write_results(out, results | {"runs": list(finished.values())}, plots=False)
     history = HistoryLog(out / "history.jsonl", append=args.resume) if world.main else _NoHistory()
-    state = {"in_progress": False}
+    state = {"in_progress": None}  # the run a signal stopped, if it stopped one
     try:  # a signal stops one process at a step boundary; several processes are stopped by their launcher
         with handling_signals() if world.size == 1 else contextlib.nullcontext():
             for name, _ in plan.models:
@@ -119,7 +119,7 @@ def train(plan: Plan, malloc: dict) -> int:
         if not left:
             _say(plan, f"interrupted ({err}) after the last run finished: every result is in {out}")
         else:
-            kept = " and a checkpoint of the run in progress" if args.checkpoint_every and state["in_progress"] \
+            kept = f" and a checkpoint of {state['in_progress']}" if args.checkpoint_every and state["in_progress"] \
                 else ""
             _say(plan, f"interrupted ({err}): {len(results['runs'])} finished run(s){kept} are in {out} "
                  f"({left} to go); continue with: {resume}")
@@ -162,11 +162,11 @@ def _train_one(plan: Plan, planned: PlannedRun, data, results: dict, finished: d
         if args.checkpoint_every else None
     spec = MODELS[s.model]
     save_model = (args.save_model if args.save_model is not None else not spec.finetune) and plan.world.main
-    state["in_progress"] = True
+    state["in_progress"] = key
     run = run_one(backend, s, data, progress=not (args.no_progress or args.quiet),
                   on_epoch=_epoch_logger(args, history, planned),
                   checkpointing=checkpointing, export_dir=out / "models" / key if save_model else None)
-    state["in_progress"] = False
+    state["in_progress"] = None
     run.run = key
     results["runs"].append(run.to_json())
     results["throughput_ratios"] = throughput_ratios(results["runs"])

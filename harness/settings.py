@@ -28,6 +28,7 @@ from pathlib import Path
 
 from harness.presets import COMMON, PRESET_NAMES
 from harness.registry import MODELS
+from harness.report.markdown import table
 from mnist_common.architectures import MIN_IMAGE_SIZE, WEIGHTS_CHOICES
 from mnist_common.config import KERNELS, TrainConfig
 from mnist_common.settings import FINITE, NON_NEGATIVE, ConfigError, at_least, declared, in_range, setting
@@ -247,7 +248,6 @@ def overrides(args: argparse.Namespace, settings: type = Settings) -> dict:
 def presets_table() -> str:
     """Every model's presets as one Markdown table (``python -m benchmarks.run --list-presets``): the sizes, then
     each declared setting with a ``shown`` form whose value the preset changes (training ones as the recipe)."""
-    from harness.report.markdown import table
 
     def size(n, whole):
         return whole if n is None else f"{n:,}"

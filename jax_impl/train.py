@@ -40,8 +40,9 @@ from jax_impl.optim import make_optimizer
 from jax_impl.parallel import batch_mesh, place
 from mnist_common import BACKGROUND, EpochStats, FitResult, TrainConfig, normalize, training_tables
 from mnist_common.checkpointing import Checkpointing, Progress
+from mnist_common.epochs import Epochs, WarmUp
 from mnist_common.interrupt import STOP
-from mnist_common.progress import EpochProgress, print_epoch
+from mnist_common.progress import EpochProgress
 
 
 def preprocess(images: np.ndarray) -> jax.Array:
@@ -186,30 +187,71 @@ def predict(model: nnx.Module, images: np.ndarray, *, batch_size: int = 1000) ->
     return _Evaluator(model, images, None, batch_size)(nnx.state(model))[0]
 
 
+class TrainStep:
+    """One training update of ``model`` on one batch, compiled as :func:`fit` compiles its step (the config's
+    optimizer, dropout on, the loss in float32): to time or profile a step outside ``fit``.
+
+    Calling it runs one update and returns the loss (on the device, not waited for);
+    :meth:`forward` the forward pass and loss alone; :meth:`sync` waits for the device. ``compile_s`` is the
+    ahead-of-time compilation, ``flops`` XLA's count for one update (None where XLA
+    does not count). The model's own arrays are left as they are: the step trains a copy.
+    """
+
+    def __init__(self, model: nnx.Module, config: TrainConfig, images: np.ndarray, labels: np.ndarray):
+        tx, _ = make_optimizer(config.optimizer, config.lr, model=model, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+        opt = nnx.Optimizer(model, tx, wrt=getattr(model, "trainable", nnx.Param))
+        graphdef, state = nnx.split((training_view(model), opt))
+        self.state = jax.tree.map(jnp.copy, state)  # donated at each call
+        self.x, self.y = jax.device_put(normalize(images)), jax.device_put(np.asarray(labels, np.int32))
+        batch = (jnp.arange(len(images), dtype=jnp.int32)[None],  # order [1, B]: the batch as given
+                 jnp.zeros((1, len(images), 2), jnp.int8))  # shifts [1, B, 2]: none
+        self.loss = jnp.zeros((), jnp.float32)
+        recipe = StepRecipe(label_smoothing=float(config.label_smoothing))
+        t0 = time.perf_counter()
+        step = train_step.lower(graphdef, recipe, self.state, self.loss, self.x, self.y, *batch, np.int32(0)).compile()
+        self.compile_s = time.perf_counter() - t0
+        self.flops = step_flops(step) if jax.default_backend() == "cpu" else None
+        self._update = lambda: step(self.state, self.loss, self.x, self.y, *batch, np.int32(0))
+        smoothing = float(config.label_smoothing)
+        self._forward = jax.jit(lambda state, x, y: loss_fn(nnx.merge(graphdef, state)[0], x, y, smoothing))
+
+    def __call__(self) -> jax.Array:
+        self.state, self.loss = self._update()
+        return self.loss
+
+    def forward(self) -> jax.Array:
+        """The forward pass and loss on the batch, no update, synchronised."""
+        return jax.block_until_ready(self._forward(self.state, self.x, self.y))
+
+    def sync(self) -> None:
+        jax.block_until_ready((self.state, self.loss))
+
+
 def train_epoch(calls: dict, state, loss_sum, data: tuple, order, shift, *, steps: int, per_call: int,
-                progress: EpochProgress, time_first: bool = False, start: int = 0):
+                progress: EpochProgress, warm_up: bool = False, start: int = 0):
     """One epoch: updates on the batches ``start ..`` of ``order`` (``[steps, B]``), ``per_call`` per call.
 
     ``calls[count]`` is the compiled function for ``count`` updates; ``data`` is
     the device-resident ``(images, labels)``. Stops early, at a call boundary, when a
     signal asks (``mnist_common.interrupt.STOP``). Returns the new state, the loss
-    summed over the epoch (on the device), with ``time_first`` the seconds until the
-    first call finished (synchronised, else None), and the steps done.
+    summed over the epoch (on the device), with ``warm_up`` a :class:`~mnist_common.epochs.WarmUp`
+    holding the seconds until the first call finished, synchronised (else None), and the steps done.
     """
     t0 = time.perf_counter()
-    first_call_s, done = None, start
+    warm, done = None, start
     for first in range(start, steps, per_call):
         count = min(per_call, steps - first)
         state, loss_sum = calls[count](state, loss_sum, *data, order, shift, np.int32(first))
         done = first + count
-        if time_first and first == start:
+        if warm_up and first == start:  # (compiled ahead of time: the first call compiles nothing)
             jax.block_until_ready(loss_sum)
-            first_call_s = time.perf_counter() - t0
+            warm = WarmUp(time.perf_counter() - t0)
         if progress.due(first, done):
             progress.log(done, float(loss_sum))  # a host sync, every log_every steps only
         if STOP.signum is not None:
             break
-    return state, loss_sum, first_call_s, done
+    return state, loss_sum, warm, done
 
 
 def fit(
@@ -273,7 +315,6 @@ def fit(
         lr_at = functools.partial(config.lr_at, total_steps=total_steps)
     else:
         lr_at = lambda step: None  # noqa: E731 - the caller's schedule is not ours to read
-    recipe = StepRecipe(label_smoothing=float(config.label_smoothing), max_shift=max_shift)
     opt = nnx.Optimizer(model, optimizer, wrt=getattr(model, "trainable", nnx.Param))  # frozen layers: not in it
     graphdef, state = nnx.split((training_view(model), opt))  # the model's own mode is left as it is
     state = jax.tree.map(jnp.copy, state)  # donated below; keep the model's own arrays valid
@@ -291,89 +332,78 @@ def fit(
         from jax_impl.checkpoint import Checkpointer
 
         checkpointer = Checkpointer(checkpointing)
-        restored = checkpointer.restore(state, steps) if checkpointing.resume else None
-        if restored is not None:
-            state, done_before = restored
+        if checkpointing.resume:
+            state, done_before = checkpointer.restore(state, steps) or (state, done_before)
     state = placed(state, replicated)
     x_train = placed(normalize(images), replicated)  # on the device(s) once, [N, 28, 28, 1]
     y_train = placed(np.asarray(labels, np.int32), replicated)
-    evaluator = (_Evaluator(model, val_images, val_labels, config.eval_batch_size)
-                 if val_images is not None else None)
+    if val_images is not None:
+        evaluator = _Evaluator(model, val_images, val_labels, config.eval_batch_size)
 
     def epoch_tables(epoch):  # order [steps, B] int32 and shifts [steps, B, 2]: one transfer per epoch
         order = orders[epoch, : steps * batch_size].reshape(steps, batch_size).astype(np.int32)
         if shifts is None:
-            shift = np.zeros((steps, batch_size, 2), np.int8)
-        else:
-            shift = shifts[epoch, : steps * batch_size].reshape(steps, batch_size, 2).astype(np.int8)
+            return placed(order, by_batch), placed(np.zeros((steps, batch_size, 2), np.int8), by_batch)
+        shift = shifts[epoch, : steps * batch_size].reshape(steps, batch_size, 2).astype(np.int8)
         return placed(order, by_batch), placed(shift, by_batch)
 
-    def loss_start(value: float = 0.0):
-        """The epoch's running loss sum, on the device(s): 0, or what a resumed epoch's steps summed to."""
+    def loss_start(value: float = 0.0):  # the epoch's running loss sum, on the device(s)
         return placed(np.asarray(value, np.float32), replicated)
 
-    args = (state, loss_start(), x_train, y_train, *epoch_tables(0), np.int32(0))
     t0 = time.perf_counter()
+    recipe = StepRecipe(label_smoothing=float(config.label_smoothing), max_shift=max_shift)
+    args = (state, loss_start(), x_train, y_train, *epoch_tables(0), np.int32(0))
     calls = {}  # updates per call -> compiled function: per_call, and the epoch's remainder
     for count in {per_call, steps % per_call} - {0}:
         calls[count] = (train_step.lower(graphdef, recipe, *args) if count == 1
                         else train_steps.lower(graphdef, recipe, count, *args)).compile()
+    if val_images is not None:  # the evaluation step, compiled before the clock starts
+        evaluator.compile(placed(state[0], single))
     compile_time = time.perf_counter() - t0
     # Per device (batch_size / devices images). Only on a CPU: XLA GPU's cost analysis leaves out library
     # calls (cuDNN, cuBLAS). Counted on the one-update step: a loop's cost is not its body's times its trips.
     flops = None
     if jax.default_backend() == "cpu":
         flops = step_flops(calls[1] if 1 in calls else train_step.lower(graphdef, recipe, *args).compile())
-    if evaluator is not None:
-        compile_time += evaluator.compile(placed(state[0], single))
 
-    history = [EpochStats(**h) for h in done_before.history]
-    warmup_time = 0.0
-    for epoch in range(done_before.epoch, config.epochs):
-        start = done_before.step if epoch == done_before.epoch else 0
+    def save(kept: Progress) -> None:
+        checkpointer.save(state, kept, steps)
+
+    def validate() -> dict:
+        if val_images is None:
+            return {}
+        summary = _summary(*evaluator(placed(state[0], single)), np.asarray(val_labels))
+        return {"val_loss": summary["loss"], "val_accuracy": summary["accuracy"]}
+
+    epochs = Epochs("jax", config, steps, done_before=done_before, checkpointing=checkpointing,
+                    save=save if checkpointer is not None else None, lr_at=lr_at, on_epoch=on_epoch,
+                    progress=progress, log_every=log_every,
+                    on_stop=lambda: nnx.update((model, opt), placed(state, single)))  # what was trained, kept
+    warm = None
+    for epoch, start in epochs:
         order, shift = epoch_tables(epoch)
-        loss_sum = loss_start(done_before.loss_sum if start else 0.0)
-        bar = EpochProgress("jax", epoch, config.epochs, steps, batch_size, enabled=progress, log_every=log_every)
-        t_epoch = time.perf_counter()
-        state, loss_sum, first_call_s, done = train_epoch(
-            calls, state, loss_sum, (x_train, y_train), order, shift, steps=steps, per_call=per_call, progress=bar,
-            time_first=epoch == done_before.epoch, start=start)
+        loss_sum = loss_start(epochs.loss_before(epoch, start))
+        bar = epochs.bar(epoch)
+        t0 = time.perf_counter()
+        state, loss_sum, warm_up, done = train_epoch(
+            calls, state, loss_sum, (x_train, y_train), order, shift, steps=steps, per_call=per_call,
+            progress=bar, warm_up=epochs.first(epoch), start=start)
         jax.block_until_ready(state)
-        epoch_time = time.perf_counter() - t_epoch + (done_before.epoch_time_s if start else 0.0)
+        epoch_time = epochs.elapsed(start, t0)
         bar.close()
-        if epoch == done_before.epoch:
-            warmup_time = first_call_s
+        if epochs.first(epoch):
+            warm = warm_up or WarmUp(0.0)  # (a signal before the first call)
         if done < steps:  # a signal asked to stop: keep where we are, then say so
-            if checkpointer is not None:
-                checkpointer.save(state, Progress(epoch, done, float(loss_sum), epoch_time,
-                                                  tuple(h.as_dict() for h in history)), steps)
-            nnx.update((model, opt), placed(state, single))
-            STOP.check()
-        val = {}
-        if evaluator is not None:
-            summary = _summary(*evaluator(placed(state[0], single)), np.asarray(val_labels))
-            val = {"val_loss": summary["loss"], "val_accuracy": summary["accuracy"]}
-        stats = EpochStats(epoch + 1, float(loss_sum) / steps, epoch_time, steps * batch_size / epoch_time,
-                           lr_at((epoch + 1) * steps - 1), **val)
-        history.append(stats)
-        stopping = STOP.signum is not None  # a signal during the epoch's last steps or its validation
-        if checkpointer is not None and ((epoch + 1) % checkpointing.every == 0 or epoch + 1 == config.epochs
-                                         or stopping):
-            checkpointer.save(state, Progress(epoch + 1, history=tuple(h.as_dict() for h in history)), steps)
-        if on_epoch is not None:
-            on_epoch(stats)
-        elif progress:
-            print_epoch("jax", config.epochs, stats)
-        if stopping:
-            nnx.update((model, opt), placed(state, single))
-            STOP.check()  # answered at the epoch's end, with its checkpoint, even when every step had been queued
+            epochs.stop_inside(epoch, done, float(loss_sum), epoch_time)
+        epochs.end(epoch, float(loss_sum), epoch_time, steps * batch_size, validate())
 
     nnx.update((model, opt), placed(state, single))  # the model lives on one device again
+    warm = warm or WarmUp(0.0)  # (a resumed run that had nothing left to train)
     return FitResult(
-        history=history,
-        train_time_s=sum(h.epoch_time_s for h in history),
+        history=epochs.history,
+        train_time_s=epochs.train_time_s,
         compile_time_s=compile_time,
-        warmup_time_s=warmup_time,
+        warmup_time_s=warm.first_step_s,
         steps_per_epoch=steps,
         batch_size=batch_size,
         steps_per_call=per_call,

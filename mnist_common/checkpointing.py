@@ -17,8 +17,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from mnist_common.errors import UserError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be resumed: one line naming the file or the difference."""
 
 

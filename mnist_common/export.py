@@ -14,6 +14,8 @@ import json
 import os
 from pathlib import Path
 
+from mnist_common.architectures import VIT_VARIANTS
+from mnist_common.errors import UserError
 from mnist_common.files import atomic_write, sha256_of
 from mnist_common.preprocessing import MNIST_MEAN, MNIST_STD
 
@@ -23,7 +25,7 @@ FORMAT = "mnist-jax-torch exported model, version 1"
 ARCHITECTURES = ("cnn", "vit")  # what the exported format covers: the models both frameworks implement
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """An exported model that cannot be used as it is: one line naming the file and the problem."""
 
 
@@ -117,7 +119,6 @@ def _is_int(value) -> bool:
 
 def _config_problem(config: dict) -> str | None:
     """What is wrong with an exported CNN's or ViT's config, field by field (None: nothing)."""
-    from mnist_common.architectures import VIT_VARIANTS
 
     model, variant = config["model"], config.get("variant", "missing")
     if model == "cnn" and variant is not None:

@@ -17,8 +17,10 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+from mnist_common.errors import UserError
 
-class ProcessesError(Exception):
+
+class ProcessesError(UserError):
     """A multi-process setting that cannot work (a batch the processes cannot share, a missing address):
     one line, exit 2."""
 

@@ -21,6 +21,7 @@ The modes (compiled PyTorch, tuned JAX, bfloat16) are checked in :mod:`parity.mo
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +37,9 @@ import jax_impl.train
 import torch_ref.models
 import torch_ref.optim
 import torch_ref.train
+from harness.backends import JaxBackend, TorchBackend
+from harness.experiment import run_one
+from harness.settings import resolve
 from mnist_common import TrainConfig
 from parity.compare import compare_trees
 from parity.convert import (
@@ -47,6 +51,7 @@ from parity.convert import (
     torch_to_flax,
     torch_to_flax_array,
 )
+from parity.equivalence import tost
 
 MODELS = ("cnn", "vit")
 
@@ -304,7 +309,6 @@ def exported_files(model: str, images: np.ndarray, folder, *, tol: Tolerances = 
                    seed: int = 0) -> list[dict]:
     """Each framework's exported model (``model.safetensors`` + ``config.json``) loaded by the other: the same
     evaluation-mode logits as the model that wrote it."""
-    from pathlib import Path
 
     flax_model, torch_model = build_pair(model, seed)
     torch.manual_seed(seed + 1)
@@ -373,10 +377,6 @@ def training(model: str, data, *, seeds: list[int] | None = None, preset: str = 
     frameworks draw the same orders and augmentation shifts from the seed, so only
     dropout's random streams differ. ``seeds`` default to the model's declared plan.
     """
-    from harness.backends import JaxBackend, TorchBackend
-    from harness.experiment import run_one
-    from harness.settings import resolve
-    from parity.equivalence import tost
 
     plan = TRAINING_PLANS[model]
     seeds = list(plan.seeds if seeds is None else seeds)

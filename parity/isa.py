@@ -61,7 +61,7 @@ def xla_vector_width() -> str | None:
         return None
     with tempfile.TemporaryDirectory() as dump:
         env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_dump_to={dump}".strip(),
-                   JAX_PLATFORMS="cpu")
+                   JAX_PLATFORMS="cpu", JAX_ENABLE_COMPILATION_CACHE="false")  # compiled now, so dumped
         if _child(_XLA_PROBE, env) is None:
             return None
         text = "".join(subprocess.run([objdump, "-d", str(o)], capture_output=True, text=True).stdout

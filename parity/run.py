@@ -209,9 +209,7 @@ def precision_notes() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.data import DataError
-
-    return cli.run(_main, argv, mistakes=(DataError,))
+    return cli.run(_main, argv)
 
 
 def _main(argv: list[str]) -> int:

@@ -22,7 +22,7 @@ R-CNN of ``torch_ref.finetune.detection`` brings its own.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -34,9 +34,10 @@ from torch import nn
 
 from mnist_common import BACKGROUND, EpochStats, FitResult, TrainConfig, normalize, training_tables
 from mnist_common.checkpointing import CheckpointError, Checkpointing, Progress
+from mnist_common.epochs import Epochs, WarmUp
 from mnist_common.interrupt import STOP
 from mnist_common.processes import World
-from mnist_common.progress import EpochProgress, print_epoch
+from mnist_common.progress import EpochProgress
 from torch_ref import compiled, parallel
 from torch_ref.augment import shift_images
 from torch_ref.optim import make_optimizer
@@ -192,14 +193,51 @@ def train_step(loss_fn: Callable, optimizer: torch.optim.Optimizer, optimizer_st
     return loss.detach()
 
 
-@dataclasses.dataclass(frozen=True)
-class WarmUp:
-    """The first steps of a run, timed one by one: until a step compiles nothing new (eager: the first)."""
+class TrainStep:
+    """One training update of ``model`` on one batch, as :func:`fit` runs its step (the config's optimizer,
+    precision, compile mode and memory format; dropout on): to time or profile a step outside ``fit``.
 
-    first_step_s: float  # the first step, synchronised
-    compiling_s: float  # the steps that compiled (0 for eager PyTorch)
-    compilations: int  # Dynamo's count when warm-up ended: what comes later is a recompilation
-    compiling_steps: int = 0  # how many steps compiled
+    Calling it runs one update and returns the loss (on the device, not waited for);
+    :meth:`forward` the forward pass and loss alone; :meth:`sync` waits for the device. ``compile_s`` is the
+    first step's time for a compiled mode (0 for eager), ``flops`` None (XLA's count,
+    the JAX twin's, is the algorithm's). The model trains in place, in training mode and
+    the config's memory format, for the step's life.
+    """
+
+    flops = None
+
+    def __init__(self, model: nn.Module, config: TrainConfig, images: np.ndarray, labels: np.ndarray):
+        mode = config.torch_compile
+        opt, _ = make_optimizer(config.optimizer, model, config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay, tensor_lr=mode != "none")
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.device = _model_device(model)
+        self.x, self.y = preprocess(images, self.device), _labels(labels, self.device)
+        if config.channels_last:
+            self.x = self.x.contiguous(memory_format=torch.channels_last)
+        self.loss_fn = compiled.loss_function(model, CLASSIFICATION, label_smoothing=config.label_smoothing,
+                                              precision=config.precision, mode=mode)
+        opt_step = compiled.optimizer_step(opt, mode=mode)
+        self._update = lambda: train_step(self.loss_fn, opt, opt_step, None, self.x, self.y)
+        model.train()
+        t0 = time.perf_counter()
+        self()  # compiles, for a compiled mode
+        self.sync()
+        self.compile_s = time.perf_counter() - t0 if mode != "none" else 0.0
+
+    def __call__(self) -> torch.Tensor:
+        return self._update()
+
+    def forward(self) -> torch.Tensor:
+        """The forward pass and loss on the batch, no update, synchronised."""
+        with torch.no_grad():
+            loss = self.loss_fn(self.x, self.y)
+        self.sync()
+        return loss
+
+    def sync(self) -> None:
+        synchronize(self.device)
 
 
 def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], data: tuple, order: torch.Tensor,
@@ -310,10 +348,7 @@ def _fit(model, images, labels, config, *, orders, shifts, val_images, val_label
     steps = n // batch_size
     if steps == 0:
         raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
-    device = _model_device(model)
     mode = config.torch_compile
-    processes, rank = parallel.world()
-    rows = World(processes, rank).share(batch_size)  # this process's rows of each global batch
     total_steps = config.epochs * steps
     if optimizer is None:
         opt, sched = make_optimizer(
@@ -321,33 +356,16 @@ def _fit(model, images, labels, config, *, orders, shifts, val_images, val_label
             schedule=config.schedule, total_steps=total_steps, warmup_steps=config.warmup_steps,
             tensor_lr=mode != "none",
         )
-        lr_at = lambda step: config.lr_at(step, total_steps)  # noqa: E731
+        lr_at = functools.partial(config.lr_at, total_steps=total_steps)
     else:
         opt, sched = optimizer([p for p in model.parameters() if p.requires_grad]), None
-        lr_at = lambda step: float(opt.param_groups[0]["lr"])  # noqa: E731
+        lr_at = lambda step: float(opt.param_groups[0]["lr"])  # noqa: E731 - the caller's optimizer says
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
+    processes, rank = parallel.world()
+    rows = World(processes, rank).share(batch_size)  # this process's rows of each global batch
     trained = parallel.replicate(model) if processes > 1 else model
-    loss_fn = compiled.loss_function(trained, task, label_smoothing=config.label_smoothing,
-                                     precision=config.precision, mode=mode)
-    zero_lr = (lambda: sched.lr_lambdas[0](sched.last_epoch) == 0) if sched is not None else None  # noqa: E731
-    opt_step = compiled.optimizer_step(opt, mode=mode, zero_lr=zero_lr)
-
-    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return train_step(loss_fn, opt, opt_step, sched, x, y)
-
-    x_train = preprocess(images, device)  # on the device once, [N, 1, 28, 28]
-    y_train = _labels(labels, device)
-    evaluation = dict(precision=config.precision, compile=mode, channels_last=config.channels_last)
-    compile_time = 0.0
-    if val_images is not None:
-        x_val, y_val = preprocess(val_images, device), _labels(val_labels, device)
-        if mode != "none":  # the evaluation graph, compiled before the clock starts, as JAX's is
-            t0 = time.perf_counter()
-            first = min(config.eval_batch_size, len(x_val))
-            _outputs(model, task, x_val[:first], y_val[:first], config.eval_batch_size, **evaluation)
-            synchronize(device)
-            compile_time += time.perf_counter() - t0
+    device = _model_device(model)
 
     checkpointer, done_before = None, Progress()
     if checkpointing is not None and (rank == 0 or checkpointing.resume):  # process 0 writes, all restore
@@ -362,63 +380,78 @@ def _fit(model, images, labels, config, *, orders, shifts, val_images, val_label
             and not parallel.agreed((done_before.epoch, done_before.step)):
         raise CheckpointError(f"the processes restored different checkpoints from {checkpointing.directory}: "
                               "it must be one folder that every process reads (a shared --out or --checkpoint-dir)")
-    across = parallel.mean if processes > 1 else None
-    history, warm = [EpochStats(**h) for h in done_before.history], None
+    x_train = preprocess(images, device)  # on the device once, [N, 1, 28, 28]
+    y_train = _labels(labels, device)
+    if val_images is not None:
+        x_val, y_val = preprocess(val_images, device), _labels(val_labels, device)
+    evaluation = dict(precision=config.precision, compile=mode, channels_last=config.channels_last)
+
+    def epoch_tables(epoch):  # order [steps, B / P] and shifts [steps, B / P, 2], P processes: one transfer per epoch
+        order = orders[epoch, : steps * batch_size].reshape(steps, batch_size)[:, rows]
+        order = torch.from_numpy(np.ascontiguousarray(order)).to(device)
+        if shifts is None:
+            return order, None
+        shift = shifts[epoch, : steps * batch_size].reshape(steps, batch_size, 2)[:, rows]
+        return order, torch.from_numpy(np.ascontiguousarray(shift)).to(device)
+
+    across = parallel.mean if processes > 1 else None  # this process's loss sum -> the mean over the processes
+    t0 = time.perf_counter()
+    loss_fn = compiled.loss_function(trained, task, label_smoothing=config.label_smoothing,
+                                     precision=config.precision, mode=mode)
+    zero_lr = (lambda: sched.lr_lambdas[0](sched.last_epoch) == 0) if sched is not None else None  # noqa: E731
+    opt_step = compiled.optimizer_step(opt, mode=mode, zero_lr=zero_lr)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return train_step(loss_fn, opt, opt_step, sched, x, y)
+
+    if val_images is not None and mode != "none":  # the evaluation graph, compiled before the clock starts
+        first = min(config.eval_batch_size, len(x_val))
+        _outputs(model, task, x_val[:first], y_val[:first], config.eval_batch_size, **evaluation)
+        synchronize(device)
+    compile_time = time.perf_counter() - t0 if mode != "none" else 0.0  # (the training step compiles as it runs)
+
+    def save(kept: Progress) -> None:
+        checkpointer.save(model, opt, sched, kept, steps)
+
+    def validate() -> dict:
+        if val_images is None:
+            return {}
+        summary = task.summary(_outputs(model, task, x_val, y_val, config.eval_batch_size, **evaluation),
+                               np.asarray(val_labels))
+        return {"val_loss": summary["loss"], "val_accuracy": summary["accuracy"]}
+
+    epochs = Epochs("torch", config, steps, done_before=done_before, checkpointing=checkpointing,
+                    save=save if checkpointer is not None else None, lr_at=lr_at, on_epoch=on_epoch,
+                    progress=progress, log_every=log_every)
+    warm = None
     model.train()
-    for epoch in range(done_before.epoch, config.epochs):
-        start = done_before.step if epoch == done_before.epoch else 0
+    for epoch, start in epochs:
         if rank:  # a dropout stream of its own per process and epoch (process 0's is in its checkpoints)
             torch.manual_seed(int(np.random.SeedSequence([config.seed, rank, epoch]).generate_state(1)[0]))
-        # order [steps, B] and shifts [steps, B, 2]: one transfer per epoch
-        order = orders[epoch, : steps * batch_size].reshape(steps, batch_size)[:, rows]  # [steps, B / processes]
-        order = torch.from_numpy(np.ascontiguousarray(order)).to(device)
-        shift = None
-        if shifts is not None:
-            shift = shifts[epoch, : steps * batch_size].reshape(steps, batch_size, 2)[:, rows]
-            shift = torch.from_numpy(np.ascontiguousarray(shift)).to(device)
-        bar = EpochProgress("torch", epoch, config.epochs, steps, batch_size, enabled=progress, log_every=log_every)
+        order, shift = epoch_tables(epoch)
+        loss_sum = epochs.loss_before(epoch, start)
+        bar = epochs.bar(epoch)
         synchronize(device)
-        t_epoch = time.perf_counter()
-        loss_sum, epoch_warm, done = train_epoch(
+        t0 = time.perf_counter()
+        loss_sum, warm_up, done = train_epoch(
             step, (x_train, y_train), order, shift, max_shift=max_shift, channels_last=config.channels_last,
-            progress=bar, warm_up=epoch == done_before.epoch, compiled_step=mode != "none", start=start,
-            loss_sum=done_before.loss_sum if start else 0.0, across=across)
+            progress=bar, warm_up=epochs.first(epoch), compiled_step=mode != "none", start=start,
+            loss_sum=loss_sum, across=across)
         if across is not None:
             loss_sum = across(loss_sum)
         synchronize(device)
-        epoch_time = time.perf_counter() - t_epoch + (done_before.epoch_time_s if start else 0.0)
+        epoch_time = epochs.elapsed(start, t0)
         bar.close()
-        if epoch == done_before.epoch:
-            warm = epoch_warm
+        if epochs.first(epoch):
+            warm = warm_up
             epoch_time -= warm.compiling_s  # compilation is reported apart, as JAX's is
         if done < steps:  # a signal asked to stop: keep where we are, then say so
-            if checkpointer is not None:
-                checkpointer.save(model, opt, sched, Progress(epoch, done, loss_sum.item(), epoch_time,
-                                                              tuple(h.as_dict() for h in history)), steps)
-            STOP.check()
-        val = {}
-        if val_images is not None:
-            summary = task.summary(_outputs(model, task, x_val, y_val, config.eval_batch_size, **evaluation),
-                                   np.asarray(val_labels))
-            val = {"val_loss": summary["loss"], "val_accuracy": summary["accuracy"]}
-        timed = steps - (warm.compiling_steps if epoch == done_before.epoch else 0)  # compiling steps: not timed
-        stats = EpochStats(epoch + 1, loss_sum.item() / steps, epoch_time, timed * batch_size / epoch_time,
-                           lr_at((epoch + 1) * steps - 1), **val)
-        history.append(stats)
-        stopping = STOP.signum is not None  # a signal during the epoch's last steps or its validation
-        if checkpointer is not None and ((epoch + 1) % checkpointing.every == 0 or epoch + 1 == config.epochs
-                                         or stopping):
-            checkpointer.save(model, opt, sched, Progress(epoch + 1, history=tuple(h.as_dict() for h in history)),
-                              steps)
-        if on_epoch is not None:
-            on_epoch(stats)
-        elif progress:
-            print_epoch("torch", config.epochs, stats)
-        if stopping:
-            STOP.check()  # answered at the epoch's end, with its checkpoint, even when every step had been queued
+            epochs.stop_inside(epoch, done, loss_sum.item(), epoch_time)
+        timed = steps - (warm.compiling_steps if epochs.first(epoch) else 0)  # compiling steps: not timed
+        epochs.end(epoch, loss_sum.item(), epoch_time, timed * batch_size, validate())
 
-    warm = warm or WarmUp(0.0, 0.0, 0)  # (a resumed run that had nothing left to train)
-    return FitResult(history=history, train_time_s=sum(h.epoch_time_s for h in history),
+    warm = warm or WarmUp(0.0)  # (a resumed run that had nothing left to train)
+    return FitResult(history=epochs.history, train_time_s=epochs.train_time_s,
                      compile_time_s=compile_time + warm.compiling_s, warmup_time_s=warm.first_step_s,
                      steps_per_epoch=steps, batch_size=batch_size, devices=processes, processes=processes,
                      compiled_steps=warm.compiling_steps,

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.report.compare import time_to_accuracy_table
 from harness.record import ReportError
-from mnist_common.files import atomic_write
+from harness.report.compare import time_to_accuracy_table
 from harness.report.summary import speed_lines, summary_table
 from harness.report.tables import environment_lines
+from mnist_common.files import atomic_write
 
 
 def markers(folder: str, target: str = "README.md") -> tuple[str, str]:

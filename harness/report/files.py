@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-
 from harness.record import RunRecord
 from harness.report.plots import write_plots
 from harness.report.summary import ratio_lines, study_report

@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from harness.stats import group_key, summary_by_group
+from mnist_common.files import atomic_write
 
 COLORS = {"jax": "tab:blue", "torch": "tab:orange"}
 NAMES = {"jax": "JAX/Flax", "torch": "PyTorch"}
@@ -23,7 +24,6 @@ LINESTYLES = ("-", "--", ":", "-.")
 
 def _save(fig: Figure, path: Path) -> Path:
     """Draw ``fig`` as a PNG at ``path``, written atomically like every report file."""
-    from mnist_common.files import atomic_write
 
     FigureCanvasAgg(fig)
     png = io.BytesIO()

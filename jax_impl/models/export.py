@@ -7,11 +7,13 @@ import os
 from pathlib import Path
 
 from flax import nnx
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
 
 from jax_impl.models.cnn import CNN
 from jax_impl.models.layout import ConversionError, from_canonical, to_canonical
 from jax_impl.models.vit import ViT
-from mnist_common.export import WEIGHTS_FILE, ExportError, read_config, write_config
+from mnist_common.export import WEIGHTS_FILE, ExportError, read_config, torchvision_config, write_config
 from mnist_common.files import write_via
 
 
@@ -20,7 +22,6 @@ def save(model: CNN | ViT, directory: str | os.PathLike, metadata: dict | None =
 
     ``metadata`` (where it came from, what it reached) goes into ``config.json`` as it is.
     """
-    from safetensors.numpy import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -34,9 +35,7 @@ def save(model: CNN | ViT, directory: str | os.PathLike, metadata: dict | None =
 def save_torchvision(model, directory: str | os.PathLike, metadata: dict | None = None) -> dict:
     """A fine-tuned VGG16 or AlexNet (``MNISTClassifier``) as its network's torchvision state dict in
     ``model.safetensors``, which ``--weights PATH`` reads in either framework, and ``config.json``; the config."""
-    from safetensors.numpy import save_file
 
-    from mnist_common.export import torchvision_config
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -47,8 +46,6 @@ def save_torchvision(model, directory: str | os.PathLike, metadata: dict | None 
 
 def load(directory: str | os.PathLike, *, kernels: str = "auto", dtype=None) -> CNN | ViT:
     """The exported model in ``directory`` as a Flax model in evaluation mode (weights checked by SHA-256)."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
 
     config = read_config(directory)
     weights = Path(directory) / WEIGHTS_FILE

@@ -24,8 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from mnist_common.errors import UserError
 
-class ConversionError(ValueError):
+
+class ConversionError(UserError, ValueError):
     """Keys, shapes or model types do not match; the message names the path."""
 
 

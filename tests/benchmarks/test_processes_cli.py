@@ -14,6 +14,8 @@ import time
 import pytest
 from cli_helpers import REPO, assert_one_line_error, cli_command, cli_env, run_cli
 
+from harness.launch import choose_port
+
 
 def test_two_processes_train_both_frameworks_report_as_one_run_and_resume_on_every_process(tmp_path):
     out = tmp_path / "out"
@@ -95,3 +97,27 @@ def test_a_port_in_use_exits_2_and_leaves_no_folder(tmp_path):
                        "--out", str(out))
     assert_one_line_error(proc, f"port {port} is already in use")
     assert not out.exists()
+
+
+def test_two_torchrun_nodes_on_one_machine_train_as_processes_2_does(tmp_path):
+    """The command under torchrun itself, as on two hosts: two agents meeting at 127.0.0.1 (static rendezvous),
+    one worker each, give the runs ``--processes 2`` gives."""
+    command = ("--framework", "both", "--model", "cnn", "--preset", "smoke", "--epochs", "1", "--no-progress",
+               "--checkpoint-every", "0")
+    proc = run_cli(*command, "--processes", "2", "--out", str(tmp_path / "launched"))
+    assert proc.returncode == 0, proc.stderr
+    port, out = choose_port(), tmp_path / "nodes"
+    nodes = [subprocess.Popen(cli_command("--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(rank),
+                                          "--master-addr", "127.0.0.1", "--master-port", str(port),
+                                          "-m", "benchmarks.run", *command, "--out", str(out),
+                                          module="torch.distributed.run"),
+                              cwd=REPO, env=cli_env({"OMP_NUM_THREADS": "1"}), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], [err[-3000:] for _, err in outputs]
+    launched, across_nodes = (json.loads((folder / "results.json").read_text())["runs"]
+                              for folder in (tmp_path / "launched", out))
+    assert [(r["framework"], r["processes"]) for r in across_nodes] == [("jax", 2), ("torch", 2)]
+    for a, b in zip(launched, across_nodes):
+        assert b["test_accuracy"] == a["test_accuracy"], a["framework"]
+        assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-5), a["framework"]

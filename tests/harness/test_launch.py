@@ -16,6 +16,8 @@ from cli_helpers import REPO
 
 from harness.launch import LaunchError, choose_port, cpu_shares, run_workers
 
+pytestmark = pytest.mark.e2e  # worker processes under the launcher (cpu_shares aside)
+
 
 def _run(code: str, processes: int, **kwargs):
     lines = []

@@ -41,6 +41,7 @@ def _faults(mode: str, env: dict | None = None) -> dict:
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's")
+@pytest.mark.e2e  # a fresh interpreter
 def test_tuned_malloc_keeps_big_buffers_without_page_faults():
     tuned, default = _faults("tuned"), _faults("default")
     assert tuned["applied"] == {"M_MMAP_MAX": 0, "M_ARENA_MAX": 1, "M_TRIM_THRESHOLD": 1 << 30}
@@ -51,6 +52,7 @@ def test_tuned_malloc_keeps_big_buffers_without_page_faults():
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's")
+@pytest.mark.e2e  # a fresh interpreter
 def test_the_users_own_malloc_variables_are_left_in_charge():
     out = _faults("tuned", {"MALLOC_ARENA_MAX": "4"})
     assert out["applied"]["M_ARENA_MAX"] == "environment" and out["applied"]["M_MMAP_MAX"] == 0

@@ -47,6 +47,7 @@ def test_a_mistake_leaves_no_empty_default_folder(tmp_path, monkeypatch, capsys)
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.e2e  # another process holds the folder
 def test_a_folder_has_one_writer_and_a_dead_holder_does_not_block(tmp_path):
     import subprocess
     import sys
@@ -94,6 +95,7 @@ def test_a_held_folder_with_any_character_in_its_path_is_known_to_the_workers(tm
     assert lock.fd is None and not (folder / outputs.LOCK_FILE).exists()
 
 
+@pytest.mark.e2e  # another process holds the folder
 def test_a_report_into_a_folder_a_live_run_holds_is_refused(tmp_path):
     import json
     import subprocess
@@ -103,7 +105,7 @@ def test_a_report_into_a_folder_a_live_run_holds_is_refused(tmp_path):
     from report_records import sample_results
 
     (tmp_path / "results.json").write_text(json.dumps(sample_results()))
-    hold = (f"import time; from pathlib import Path; from benchmarks.outputs import FolderLock; "
+    hold = (f"import time; from pathlib import Path; from harness.outputs import FolderLock; "
             f"FolderLock(Path({str(tmp_path)!r})).acquire(); print('held', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", hold], cwd=REPO, env={"PYTHONPATH": str(REPO)},
                               stdout=subprocess.PIPE, text=True)

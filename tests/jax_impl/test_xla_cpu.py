@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from cli_helpers import run_python
 
 
+@pytest.mark.e2e  # fresh interpreters
 def test_xla_cpu_flags_apply_before_jax_starts_and_respect_the_users():
     code = ("import json, os; from jax_impl import xla_cpu; ok = xla_cpu.apply(); import jax; "
             "n = len(jax.devices()); again = xla_cpu.apply(); "

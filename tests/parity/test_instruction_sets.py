@@ -14,6 +14,7 @@ from parity.isa import AVX2_ENV
 pytestmark = pytest.mark.parity
 
 
+@pytest.mark.e2e  # child interpreters under each cap
 def test_each_cap_is_read_back_from_the_library_it_caps():
     """Below AVX2 (which every x86-64 CPU this project meets has), so that the test sees each cap change what the
     library does: XLA's code keeps to SSE registers, oneDNN says AVX, ATen runs its default kernels."""

@@ -123,6 +123,7 @@ def test_compare_trees_checks_keys_and_shapes_first():
     assert scaled.passed and scaled.max_abs_diff == pytest.approx(0.005)
 
 
+@pytest.mark.e2e
 def test_parity_cli_writes_json_and_markdown(tmp_path):
     proc = run_cli("--model", "cnn", "--trajectory-steps", "3", "--timing-steps", "3", "--torch-compile", "none",
                    "--out", str(tmp_path), module="parity.run")
@@ -140,6 +141,7 @@ def test_parity_cli_writes_json_and_markdown(tmp_path):
 
 @pytest.mark.parametrize("args,needle", [(["--model", "resnet"], "unknown model"), (["--seeds", "a"], "--seeds"),
                                          (["--trajectory-steps", "0"], "at least 1")])
+@pytest.mark.e2e
 def test_parity_cli_usage_errors(tmp_path, args, needle):
     assert_one_line_error(run_cli(*args, "--out", str(tmp_path), module="parity.run"), needle)
 

@@ -6,6 +6,8 @@ import pytest
 
 from parity.processes import LOSS_TOLERANCE, PARAM_TOLERANCE, check
 
+pytestmark = pytest.mark.e2e  # worker processes under the launcher
+
 
 def _assert_equal_trajectories(records):
     by_what = {r["check"].rsplit(", ", 1)[1]: r for r in records}

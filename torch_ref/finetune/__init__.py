@@ -7,6 +7,10 @@ task, ``detection.DETECTION``), with ``weights_info`` saying which weights it
 started from.
 """
 
+import functools
+import warnings
+
+from mnist_common.architectures import WEIGHTS_CHOICES
 from torch_ref.finetune import classifiers, detection
 from torch_ref.finetune.classifiers import alexnet, vgg16
 from torch_ref.finetune.detection import faster_rcnn
@@ -27,12 +31,9 @@ def check_weights(model: str, variant: str | None, choice: str, *, image_size: i
     """Fail now, before any model trains, on ``--weights`` that the builder would refuse later: pretrained weights
     that are not to be had, or a file that is not a state dict of ``model`` (its keys and shapes are checked by
     building the model on the ``meta`` device, which allocates nothing). Raises WeightsError or ValueError."""
-    import functools
-    import warnings
 
     import torch
 
-    from mnist_common.architectures import WEIGHTS_CHOICES
 
     check_available(choice, pretrained_weights(model, variant))
     if choice in WEIGHTS_CHOICES:

@@ -29,15 +29,19 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file as load_safetensors
+from safetensors.torch import save_file
 
 from mnist_common.architectures import WEIGHTS_CHOICES
+from mnist_common.errors import UserError
+from mnist_common.export import WEIGHTS_FILE, torchvision_config, write_config
 from mnist_common.files import sha256_of, write_via
 
 # torch.hub names cached files "<name>-<first hex digits of the SHA-256>.<ext>".
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")
 
 
-class WeightsError(Exception):
+class WeightsError(UserError):
     """Weights that cannot be used: a one-line message for the user."""
 
 
@@ -113,7 +117,6 @@ def load_file(path: str | os.PathLike) -> tuple[dict, WeightsInfo]:
 def _read_state_dict(path: Path) -> dict:
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file as load_safetensors
 
             state = load_safetensors(str(path), device="cpu")
         else:
@@ -194,9 +197,7 @@ def load_matching(module: torch.nn.Module, state: dict, source: str) -> None:
 def save_state_dict(model: torch.nn.Module, directory: str | os.PathLike, *, spec_name: str, metadata: dict) -> dict:
     """A fine-tuned torchvision model as ``model.safetensors`` (the network's state dict, which ``--weights PATH``
     reads back) and ``config.json`` (``mnist_common.export``); returns the config."""
-    from safetensors.torch import save_file
 
-    from mnist_common.export import WEIGHTS_FILE, torchvision_config, write_config
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mnist_common.export import WEIGHTS_FILE, ExportError, read_config, write_config
@@ -16,7 +18,6 @@ from torch_ref.models.vit import ViT
 
 def save(model: CNN | ViT, directory: str | os.PathLike, metadata: dict | None = None) -> dict:
     """Write ``model.safetensors`` (its ``state_dict``, float32) and ``config.json`` into ``directory``."""
-    from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -29,8 +30,6 @@ def save(model: CNN | ViT, directory: str | os.PathLike, metadata: dict | None =
 
 def load(directory: str | os.PathLike, *, device=None) -> nn.Module:
     """The exported model in ``directory`` as a PyTorch model in evaluation mode (weights checked by SHA-256)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     config = read_config(directory)
     weights = Path(directory) / WEIGHTS_FILE
