@@ -124,7 +124,8 @@ def profile_modes(framework: str, backend, base: Settings, images, labels, args)
 
 def _trace(framework: str, step, mode: str, run: Settings, args) -> list[tuple[str, str, str]]:
     """The costliest operations of ``TRACE_STEPS`` steps, from a profiler trace written under ``--trace``."""
-    label = f"{framework}-{run.model}-{mode.replace(' ', '-').replace('+', '')}"
+    label = (f"jax-{run.model}-{run.kernels}-{run.precision}" if framework == "jax" else
+             f"torch-{run.model}-{run.torch_compile}-{'cl' if run.channels_last else 'nchw'}-{run.precision}")
     if framework == "jax":
         import jax
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -26,6 +27,10 @@ class Parser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose errors are :class:`UsageError` (one line) instead of usage + exit."""
 
     def error(self, message):
+        choice = re.fullmatch(r"argument (\S+?)(?:/\S+)?: invalid choice: (.+) \(choose from (.+)\)", message)
+        if choice:  # in the words every other setting uses: --device 'tpu' is unknown (choose from auto, cpu, gpu)
+            flag, value, choices = choice.groups()
+            raise UsageError(f"{flag} {value} is unknown (choose from {choices.replace(chr(39), '')})")
         raise UsageError(f"{message} (see --help)")
 
 

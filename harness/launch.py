@@ -103,7 +103,8 @@ def setup_worker() -> None:
     setup = json.loads(os.environ.get(WORKER_SETUP, "null"))
     if setup is None:
         return
-    _end_with_parent()
+    _end_with_parent(setup.get("launcher"))
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the launcher forwards Ctrl-C, and speaks for every worker
     rank = int(os.environ.get("LOCAL_RANK", "0"))
     if setup.get("gpus"):
         os.environ["CUDA_VISIBLE_DEVICES"] = setup["gpus"][rank]
@@ -111,15 +112,15 @@ def setup_worker() -> None:
         os.sched_setaffinity(0, setup["cores"][rank])
 
 
-def _end_with_parent() -> None:
-    """Ask the kernel for SIGTERM when the parent (the launcher) dies, so that no worker trains on, unwatched, in a
-    folder its launcher no longer holds (Linux's ``PR_SET_PDEATHSIG``; elsewhere nothing)."""
+def _end_with_parent(launcher: int | None) -> None:
+    """Ask the kernel for SIGTERM when the parent (the launcher, pid ``launcher``) dies, so that no worker trains on,
+    unwatched, in a folder its launcher no longer holds (Linux's ``PR_SET_PDEATHSIG``; elsewhere nothing)."""
     with contextlib.suppress(OSError, AttributeError):
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the launcher died before the request was in place
+        if launcher is not None and os.getppid() != launcher:  # it died before the request was in place
             os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -148,27 +149,34 @@ def run_workers(command: Sequence[str], processes: int, *, port: int, use_gpus: 
         raise LaunchError(f"--processes {processes}: one GPU per process, and {len(gpus)} are visible")
     shares = cpu_shares(processes)
     setup = {"gpus": gpus[:processes]} if gpus else {"cores": shares if pin else None}
+    setup["launcher"] = os.getpid()  # (the elastic agent runs in this process and starts the workers)
     added = (env or {}) | {WORKER_SETUP: json.dumps(setup)}
     if not gpus:
         added["OMP_NUM_THREADS"] = str(len(shares[0]))
     where = "one GPU each" if gpus else f"{len(shares[0])} CPU core(s) each{'' if pin else ' in threads'}"
+    logs = tempfile.TemporaryDirectory(prefix="benchmarks-workers-")  # the other workers' stdout, dropped after
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=f"benchmarks-{os.getpid()}",
                           rdzv_backend="static", rdzv_endpoint=f"127.0.0.1:{port}", rdzv_configs={"rank": 0},
                           max_restarts=0, monitor_interval=0.1, shutdown_timeout=GRACE_S,
-                          logs_specs=DefaultLogsSpecs(log_dir=tempfile.mkdtemp(prefix="benchmarks-workers-"),
+                          logs_specs=DefaultLogsSpecs(log_dir=logs.name,
                                                       redirects={r: Std.OUT for r in range(1, processes)}))
     say(f"starting {processes} workers under PyTorch's elastic launcher ({where}; process 0 listens on "
         f"127.0.0.1:{port})")
     saved = {k: os.environ.get(k) for k in added}
     os.environ.update(added)
-    quiet = logging.getLogger("torch.distributed.elastic")
-    level, quiet.level = quiet.level, logging.CRITICAL  # its failure report becomes the line below
+    quiet = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+             if name.startswith("torch.distributed")]  # its own reports become the lines below
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.CRITICAL)
     try:
         elastic_launch(config, sys.executable)(*command)
         return 0
     except ChildFailedError as err:
         rank, failure = err.get_first_failure()  # (the others it stopped fail too, by its SIGTERM)
-        what = (f"was killed by {signal.Signals(-failure.exitcode).name}" if failure.exitcode < 0
+        what = (f"was killed by {signal.Signals(-failure.exitcode).name}"
+                if failure.exitcode < 0 and -failure.exitcode in signal.valid_signals()
+                else f"was killed by signal {-failure.exitcode}" if failure.exitcode < 0
                 else f"exited with status {failure.exitcode}")
         say(f"error: worker {rank} of {processes} (pid {failure.pid}) {what}; the launcher stopped the other "
             "workers, and no run in progress was reported as finished")
@@ -179,7 +187,9 @@ def run_workers(command: Sequence[str], processes: int, *, port: int, use_gpus: 
             "runs and the last epoch checkpoints are kept (continue with the same command and --resume)")
         return 128 + err.sigval
     finally:
-        quiet.level = level
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
+        logs.cleanup()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -323,6 +323,8 @@ def make_test(args: argparse.Namespace, argv: list[str]) -> TestPlan:
     """The plan of ``--test-only``, every check made (the folder, its config and weights, the output folder)."""
     if args.model_dir is None or not args.test_only:
         raise UsageError("--test-only and --model-dir go together: --test-only --model-dir DIR (an exported model)")
+    _check_options(args)
+    _world(args)
     if args.processes > 1 or world_from_environment().size > 1:
         raise UsageError("--processes does not apply to --test-only (testing runs in one process)")
     config = read_config(args.model_dir)  # the folder, every field of its config, the weights' SHA-256

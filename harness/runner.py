@@ -26,7 +26,7 @@ from harness.data import load_mnist
 from harness.environment import data_environment, host_environment
 from harness.experiment import evaluate_exported, run_one
 from harness.launch import choose_port, run_workers, visible_gpus
-from harness.plan import Plan, PlannedRun, TestPlan, held_for_workers
+from harness.plan import Plan, PlannedRun, TestPlan, check_same_command, held_for_workers
 from harness.registry import MODELS
 from harness.report.files import HistoryLog, write_results
 from harness.report.summary import ratio_lines, summary_table, throughput_ratios
@@ -81,6 +81,8 @@ def train(plan: Plan, malloc: dict) -> int:
         out = open_output(out, fresh=args.out is None and not args.resume, resume=args.resume,
                           overwrite=args.overwrite, checkpoint_dir=args.checkpoint_dir)
         previous = outputs.previous_results(out) if args.resume else None  # read again, under the lock
+        if previous is not None:  # (another command may have written it since the plan read it)
+            check_same_command(previous, plan)
     identity = plan.identity()
     results = {
         "command": plan.command, "models": identity["models"], "frameworks": identity["frameworks"],
@@ -232,6 +234,7 @@ def start_workers(plan: Plan) -> int:
     """``--processes N``: the plan's output folder created and locked here, then N workers of the same command
     under PyTorch's elastic launcher (``harness.launch``), told that this process holds the folder for them."""
     args = plan.args
+    load_mnist(args.data_dir, args.data_source)  # the data checked here, one line, before any folder or worker
     port = choose_port(args.port)
     out = open_output(plan.out, fresh=args.out is None and not args.resume, resume=args.resume,
                       overwrite=args.overwrite, checkpoint_dir=args.checkpoint_dir)

@@ -33,6 +33,9 @@ def initialize(world: World) -> None:
     if world.size == 1 or jax.distributed.is_initialized():
         return
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # SIGTERM from a launcher stopping the workers ends this one, as it ends a PyTorch worker; JAX's preemption
+    # service would take it as a notice and train on until the launcher's SIGKILL.
+    jax.config.update("jax_enable_preemption_service", False)
     where = {}
     if world.jax_coordinator:
         where = dict(coordinator_address=world.jax_coordinator, num_processes=world.size, process_id=world.rank)

@@ -193,8 +193,9 @@ class TrainStep:
 
     Calling it runs one update and returns the loss (on the device, not waited for);
     :meth:`forward` the forward pass and loss alone; :meth:`sync` waits for the device. ``compile_s`` is the
-    ahead-of-time compilation, ``flops`` XLA's count for one update (None where XLA
-    does not count). The model's own arrays are left as they are: the step trains a copy.
+    ahead-of-time compilation, ``flops`` XLA's count for one update (on a CPU; None on a
+    GPU, where XLA's cost analysis leaves out library calls). The model's
+    own arrays are left as they are: the step trains a copy.
     """
 
     def __init__(self, model: nnx.Module, config: TrainConfig, images: np.ndarray, labels: np.ndarray):
@@ -350,16 +351,16 @@ def fit(
     def loss_start(value: float = 0.0):  # the epoch's running loss sum, on the device(s)
         return placed(np.asarray(value, np.float32), replicated)
 
-    t0 = time.perf_counter()
     recipe = StepRecipe(label_smoothing=float(config.label_smoothing), max_shift=max_shift)
     args = (state, loss_start(), x_train, y_train, *epoch_tables(0), np.int32(0))
+    t0 = time.perf_counter()
     calls = {}  # updates per call -> compiled function: per_call, and the epoch's remainder
     for count in {per_call, steps % per_call} - {0}:
         calls[count] = (train_step.lower(graphdef, recipe, *args) if count == 1
                         else train_steps.lower(graphdef, recipe, count, *args)).compile()
-    if val_images is not None:  # the evaluation step, compiled before the clock starts
-        evaluator.compile(placed(state[0], single))
     compile_time = time.perf_counter() - t0
+    if val_images is not None:  # the evaluation step, compiled before the clock starts
+        compile_time += evaluator.compile(placed(state[0], single))
     # Per device (batch_size / devices images). Only on a CPU: XLA GPU's cost analysis leaves out library
     # calls (cuDNN, cuBLAS). Counted on the one-update step: a loop's cost is not its body's times its trips.
     flops = None

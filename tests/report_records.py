@@ -15,7 +15,7 @@ def sample_run(framework, model, seed, acc, images_per_s, *, variant=None, epoch
         cm[c][c] = 98
         cm[c][(c + 1) % 10] = 2
     return {
-        "framework": framework, "model": model, "variant": variant, "mode": "stock" if framework == "jax" else "eager",
+        "framework": framework, "model": model, "variant": variant, "mode": "tuned" if framework == "jax" else "eager",
         "optimizer": "adam", "epochs": epochs,
         "batch_size": 128, "lr": 1e-3, "momentum": None, "schedule": "cosine", "warmup_steps": 0,
         "seed": seed, "preset": "cpu", "weights": f"random init (seed {seed})", "train_size": 55000,

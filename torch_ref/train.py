@@ -395,7 +395,6 @@ def _fit(model, images, labels, config, *, orders, shifts, val_images, val_label
         return order, torch.from_numpy(np.ascontiguousarray(shift)).to(device)
 
     across = parallel.mean if processes > 1 else None  # this process's loss sum -> the mean over the processes
-    t0 = time.perf_counter()
     loss_fn = compiled.loss_function(trained, task, label_smoothing=config.label_smoothing,
                                      precision=config.precision, mode=mode)
     zero_lr = (lambda: sched.lr_lambdas[0](sched.last_epoch) == 0) if sched is not None else None  # noqa: E731
@@ -404,11 +403,13 @@ def _fit(model, images, labels, config, *, orders, shifts, val_images, val_label
     def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return train_step(loss_fn, opt, opt_step, sched, x, y)
 
+    compile_time = 0.0  # (the training step compiles as it runs: its first steps, timed in the first epoch)
     if val_images is not None and mode != "none":  # the evaluation graph, compiled before the clock starts
+        t0 = time.perf_counter()
         first = min(config.eval_batch_size, len(x_val))
         _outputs(model, task, x_val[:first], y_val[:first], config.eval_batch_size, **evaluation)
         synchronize(device)
-    compile_time = time.perf_counter() - t0 if mode != "none" else 0.0  # (the training step compiles as it runs)
+        compile_time = time.perf_counter() - t0
 
     def save(kept: Progress) -> None:
         checkpointer.save(model, opt, sched, kept, steps)

@@ -24,10 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mnist_common.errors import UserError
 
-
-class ConversionError(UserError, ValueError):
+class ConversionError(ValueError):
     """Keys, shapes or model types do not match; the message names the path."""
 
 

@@ -128,6 +128,10 @@ def test_test_only_evaluates_an_exported_model(exported, tmp_path):
     assert [r["framework"] for r in runs] == ["jax", "torch"]
     for run in runs:  # the same model, whichever framework loads it, on the same 300 images
         assert run["test_accuracy"] == pytest.approx(trained["test_accuracy"], abs=1e-9) and run["test_only"]
+    for flags, needle in ((("--checkpoint-every", "-1"), "--checkpoint-every must be >= 0"),
+                          (("--resume", "--overwrite"), "give one"), (("--port", "29500"), "--port applies to")):
+        assert_one_line_error(run_cli("--test-only", "--model-dir", str(folder), *flags, "--out", str(tmp_path / "u")),
+                              needle)  # the options checked as for training
 
 
 def test_damaged_files_are_one_line_errors(exported, tmp_path):

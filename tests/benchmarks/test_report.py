@@ -275,10 +275,12 @@ def test_ratios_name_each_framework_at_its_best_in_float32_too_when_bfloat16_won
     """Best against best may pair bfloat16 runs; the float32 pair is then shown beside it, and stock too."""
     from report_records import sample_run
 
-    jax_stock = dict(sample_run("jax", "cnn", 0, 0.99, 1500.0), kernels="stock", precision="float32")
-    jax_tuned = dict(sample_run("jax", "cnn", 0, 0.99, 3000.0), kernels="tuned", precision="float32")
-    eager = dict(sample_run("torch", "cnn", 0, 0.99, 2800.0), torch_compile="none", precision="float32")
-    eager_bf16 = dict(sample_run("torch", "cnn", 0, 0.99, 6000.0), torch_compile="none", precision="bfloat16")
+    jax_stock = dict(sample_run("jax", "cnn", 0, 0.99, 1500.0), kernels="stock", precision="float32", mode="stock")
+    jax_tuned = dict(sample_run("jax", "cnn", 0, 0.99, 3000.0), kernels="tuned", precision="float32", mode="tuned")
+    eager = dict(sample_run("torch", "cnn", 0, 0.99, 2800.0), torch_compile="none", precision="float32",
+                 mode="eager")
+    eager_bf16 = dict(sample_run("torch", "cnn", 0, 0.99, 6000.0), torch_compile="none", precision="bfloat16",
+                      mode="eager, bf16")
     ratios = {r["kind"]: r for r in summary.throughput_ratios([jax_stock, jax_tuned, eager, eager_bf16])}
     assert set(ratios) == {"best", "float32", "stock"}
     assert (ratios["best"]["jax_mode"], ratios["best"]["torch_mode"]) == ("tuned", "eager, bf16")

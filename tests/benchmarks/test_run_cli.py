@@ -108,14 +108,14 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
 
 @pytest.mark.parametrize("args,needle", [
     (["--model", "resnet"], "unknown model 'resnet'"),
-    (["--framework", "mxnet"], "unknown framework 'mxnet'"),
+    (["--framework", "mxnet"], "--framework 'mxnet' is unknown (choose from jax, torch, both)"),
     (["--epochs", "-1"], "--epochs must be at least 1"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--lr", "0"], "--lr must be positive"),
     (["--preset", "huge"], "--preset 'huge' is unknown"),
     (["--optimizer", "lbfgs"], "--optimizer 'lbfgs' is unknown"),
     (["--schedule", "step"], "--schedule 'step' is unknown"),
-    (["--data-source", "kaggle"], "unknown data source 'kaggle'"),
+    (["--data-source", "kaggle"], "--data-source 'kaggle' is unknown"),
     (["--model", "vit", "--variant", "huge/1"], "--variant 'huge/1' is unknown for vit"),
     (["--model", "cnn", "--variant", "tiny/7"], "this model has no variants"),
     (["--weight-decay", "0.1"], "--weight-decay needs optimizer adamw"),
@@ -134,7 +134,7 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--framework", "torch", "--model", "alexnet", "--image-size", "62"], "--image-size must be >= 63 px for alexnet"),
     (["--framework", "torch", "--model", "vgg16", "--image-size", "31"], "--image-size must be >= 32 px for vgg16"),
     (["--framework", "torch", "--model", "vgg16", "--detector", "resnet50_fpn_v2"], "--detector does not apply"),
-    (["--framework", "torch", "--model", "faster_rcnn", "--detector", "yolo"], "--variant 'yolo' is unknown"),
+    (["--framework", "torch", "--model", "faster_rcnn", "--detector", "yolo"], "--detector 'yolo' is unknown"),
     (["--framework", "torch", "--model", "faster_rcnn", "--freeze-features"], "--freeze-features does not apply"),
     (["--framework", "torch", "--model", "faster_rcnn", "--label-smoothing", "0.1"], "does not apply to faster_rcnn"),
     (["--kernels", "fast"], "--kernels 'fast' is unknown (choose from auto, stock, tuned)"),
@@ -155,7 +155,7 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--model", "cnn,resnet"], "unknown model 'resnet'"),
     (["--seeds", "0,x"], "--seeds must be comma-separated integers"),
     (["--seeds", "1,1"], "--seeds names a seed twice"),
-    (["--malloc", "jemalloc"], "unknown --malloc 'jemalloc'"),
+    (["--malloc", "jemalloc"], "--malloc 'jemalloc' is unknown"),
 ])
 def test_usage_errors_exit_2_with_one_line(tmp_path, args, needle):
     proc = run_cli(*args, "--out", str(tmp_path / "out"))
@@ -331,8 +331,8 @@ def test_bad_values_stop_before_training_with_one_line(tmp_path, capsys, monkeyp
 def test_list_presets_prints_the_table_that_docs_runner_md_shows(capsys):
     from cli_helpers import REPO
 
-    from harness.presets import presets_table
     from benchmarks.run import main
+    from harness.settings import presets_table
 
     assert main(["--list-presets"]) == 0
     printed = capsys.readouterr().out
