@@ -23,6 +23,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 from mnist_common.errors import UserError
 
@@ -57,15 +58,15 @@ def choose(out: str | None, *, resume: bool, overwrite: bool, checkpoints: str |
     if resume and not ((folder / "results.json").is_file() or kept.is_dir()):
         raise OutputError(f"--resume: {folder} holds no results.json and {kept} no checkpoints to resume")
     if (folder / "results.json").is_file() and not (resume or overwrite):
-        held = _runs_in(folder / "results.json")
+        held = runs_in(folder / "results.json")
         what = (f"already holds {held} finished run(s)" if held else
                 "holds a command that finished no run yet (it was stopped, or failed)")
         raise OutputError(f"--out {folder} {what}: add --resume to continue it, or --overwrite to start again")
     return folder
 
 
-def _runs_in(path: Path) -> int:
-    """How many finished runs a results.json holds (0 when it cannot say)."""
+def runs_in(path: Path) -> int:
+    """How many finished runs a results.json holds (0 when it cannot say: missing, damaged, another shape)."""
     try:
         runs = json.loads(path.read_text()).get("runs")
     except (OSError, ValueError, AttributeError):
@@ -214,7 +215,7 @@ class FolderLock:
             self.fd = None
             _HELD_HERE.discard(self.folder.resolve())
 
-    def __enter__(self) -> FolderLock:
+    def __enter__(self) -> Self:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -180,30 +180,28 @@ def check_results(results, path: Path) -> None:
     if not isinstance(results.get("throughput_ratios", []), list):
         raise ReportError(f"{path}: throughput_ratios is not a list")
     for i, run in enumerate(results["runs"]):
-        if not isinstance(run, dict):
-            raise ReportError(f"{path}: runs[{i}] is not an object")
-        for field, kind in RUN_TYPES.items():
-            if field not in run:
-                raise ReportError(f"{path}: runs[{i}] has no {field!r}")
-            if not _fits(run[field], kind):
-                raise ReportError(f"{path}: runs[{i}].{field} must be a {kind}, got {_brief(run[field])}")
-        for field, kind in _OPTIONAL_RUN_TYPES.items():
-            if field in run and not _fits(run[field], kind):
-                raise ReportError(f"{path}: runs[{i}].{field} must be a {kind}, got {_brief(run[field])}")
+        _check_fields(run, f"runs[{i}]", RUN_TYPES, path)
+        _check_fields(run, f"runs[{i}]", _OPTIONAL_RUN_TYPES, path, required=False)
         for j, epoch in enumerate(run["history"]):
-            if not isinstance(epoch, dict):
-                raise ReportError(f"{path}: runs[{i}].history[{j}] is not an object")
-            for field, kind in EPOCH_TYPES.items():
-                if field not in epoch:
-                    raise ReportError(f"{path}: runs[{i}].history[{j}] has no {field!r}")
-                if not _fits(epoch[field], kind):
-                    raise ReportError(f"{path}: runs[{i}].history[{j}].{field} must be a {kind}, got "
-                                      f"{_brief(epoch[field])}")
+            _check_fields(epoch, f"runs[{i}].history[{j}]", EPOCH_TYPES, path)
         matrix, classes = run["confusion_matrix"], len(run["per_class"])
         if len(matrix) != classes or not all(isinstance(row, list) and len(row) == classes
                                              and all(_fits(v, _INT) for v in row) for row in matrix):
             raise ReportError(f"{path}: runs[{i}].confusion_matrix must be {classes} rows of {classes} integers "
                               "(one per class)")
+
+
+def _check_fields(part, where: str, types: dict, path: Path, *, required: bool = True) -> None:
+    """ReportError unless ``part`` is an object whose fields named in ``types`` are there (when ``required``)
+    and each of its kind."""
+    if not isinstance(part, dict):
+        raise ReportError(f"{path}: {where} is not an object")
+    for field, kind in types.items():
+        if field not in part:
+            if required:
+                raise ReportError(f"{path}: {where} has no {field!r}")
+        elif not _fits(part[field], kind):
+            raise ReportError(f"{path}: {where}.{field} must be a {kind}, got {_brief(part[field])}")
 
 
 def _brief(value) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import os
 import shlex
 import sys
@@ -246,8 +245,4 @@ def start_workers(plan: Plan) -> int:
 
 def _finished(out: Path) -> str:
     """How many finished runs ``out``'s results.json holds, as the launcher reports it."""
-    try:
-        runs = json.loads((out / "results.json").read_text()).get("runs", [])
-    except (OSError, ValueError, AttributeError):
-        runs = []
-    return f"{out}/results.json holds {len(runs)} finished run(s)"
+    return f"{out}/results.json holds {outputs.runs_in(out / 'results.json')} finished run(s)"
