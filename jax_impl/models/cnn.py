@@ -14,6 +14,8 @@ from the same kind of start.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -95,5 +97,7 @@ class CNN(nnx.Module):
 
 
 def count_params(model: nnx.Module) -> int:
-    """Number of trainable scalars (``nnx.Param`` leaves, those of ``model.trainable`` where a model says)."""
-    return int(sum(jnp.size(p) for p in jax.tree.leaves(nnx.state(model, getattr(model, "trainable", nnx.Param)))))
+    """Number of trainable scalars (``nnx.Param`` leaves, those of ``model.trainable`` where a model says); a model
+    built abstractly (``nnx.eval_shape``) is counted too."""
+    leaves = jax.tree.leaves(nnx.state(model, getattr(model, "trainable", nnx.Param)))
+    return sum(math.prod(p.shape) for p in leaves)
