@@ -20,14 +20,36 @@ def _results(folder):
     return json.loads((folder / "results.json").read_text())
 
 
-def _wait_for(path_glob, folder, proc, timeout=120):
-    """Wait until ``folder`` holds a path matching ``path_glob`` (or the process ends)."""
+def _wait_for(path_glob, folder, proc, timeout=120, *, holding=None):
+    """Wait until ``folder`` holds a path matching ``path_glob`` (or the process ends); ``holding``: the text that
+    path must hold as well."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        if list(folder.glob(path_glob)):
-            return True
-        time.sleep(0.05)
+        for path in folder.glob(path_glob):
+            if holding is None or holding in _text(path):
+                return True
+        time.sleep(0.01)
     return False
+
+
+def _text(path):
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _caught(path_glob, folder, proc, **kwargs):
+    """Wait as :func:`_wait_for`, then freeze the process (SIGSTOP) where it is, so that what a test does next
+    finds it there however fast the machine ran on; the caller sends its signal, then :func:`_thaw`."""
+    if not _wait_for(path_glob, folder, proc, **kwargs):
+        return False
+    proc.send_signal(signal.SIGSTOP)
+    return True
+
+
+def _thaw(proc):
+    proc.send_signal(signal.SIGCONT)
 
 
 @pytest.mark.parametrize("framework,first_checkpoint", [
@@ -42,7 +64,7 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, framework, first_chec
     out = tmp_path / "killed"
     proc = subprocess.Popen(cli_command(*args, "--out", str(out)), cwd=REPO, env=cli_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert _wait_for(first_checkpoint, out, proc), "no checkpoint appeared"
+    assert _caught(first_checkpoint, out, proc), "no checkpoint appeared"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert _results(out)["runs"] == [], "killed before the run finished"  # (the command's identity is written first)
@@ -60,8 +82,9 @@ def test_sigterm_and_sigint_stop_at_a_step_with_a_checkpoint(tmp_path):
         out = tmp_path / sig.name
         proc = subprocess.Popen(cli_command(*args, "--out", str(out)), cwd=REPO, env=cli_env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert _wait_for("history.jsonl", out, proc) and _wait_for("checkpoints/*/checkpoint-*.pt", out, proc)
+        assert _wait_for("history.jsonl", out, proc) and _caught("checkpoints/*/checkpoint-*.pt", out, proc)
         proc.send_signal(sig)
+        _thaw(proc)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == code, err
         assert "Traceback" not in err and "continue with:" in err and "--resume" in err
@@ -76,9 +99,9 @@ def test_ctrl_c_between_seeds_exits_130(tmp_path):
     proc = subprocess.Popen(cli_command("--framework", "jax", "--model", "cnn", *SMALL, "--epochs", "1", "--seeds",
                                         "0,1,2,3", "--out", str(out)), cwd=REPO, env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert _wait_for("models/cnn-jax-seed0/config.json", out, proc)
-    time.sleep(0.3)
+    assert _caught("models/cnn-jax-seed0/config.json", out, proc)
     proc.send_signal(signal.SIGINT)
+    _thaw(proc)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (proc.returncode, err)
     assert "interrupted" in err and "Traceback" not in err
@@ -185,8 +208,11 @@ def test_two_runs_into_one_folder_one_is_refused_the_other_completes(tmp_path):
     args = ["--framework", "torch", "--model", "cnn", *SMALL, "--epochs", "4", "--out", str(out)]
     first = subprocess.Popen(cli_command(*args), cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-    assert _wait_for(".lock", out, first), "the first run never took the folder"
-    second = run_cli(*args)
+    assert _caught(".lock", out, first, holding=f'"pid": {first.pid}'), "the first run never took the folder"
+    try:  # (frozen while the second looks: however fast the first would have finished)
+        second = run_cli(*args)
+    finally:
+        _thaw(first)
     assert_one_line_error(second, f"--out {out} is in use by another run (pid {first.pid}: python ",
                           "benchmarks.run")
     _, err = first.communicate(timeout=300)
@@ -205,12 +231,9 @@ def test_sigint_in_the_last_jax_epoch_stops_with_a_checkpoint_and_resume_finishe
     out = tmp_path / "stopped"
     proc = subprocess.Popen(cli_command(*args, "--out", str(out)), cwd=REPO, env=cli_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:  # the last epoch has begun: epoch 1 is logged
-        if (out / "history.jsonl").is_file() and (out / "history.jsonl").read_text().strip():
-            break
-        time.sleep(0.01)
+    assert _caught("history.jsonl", out, proc, holding='"epoch"')  # the last epoch has begun: epoch 1 is logged
     proc.send_signal(signal.SIGINT)
+    _thaw(proc)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted (stopped by SIGINT)" in err and "Traceback" not in err
