@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-model", action=argparse.BooleanOptionalAction, default=None, help="write each trained "
                    "model to OUT/models/<run>/ (model.safetensors, config.json) (default: on for the CNN and the ViT, "
                    "off for the large torchvision models)")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=True, help="write TensorBoard "
+                   "event files of every run to OUT/tensorboard/<run>/ (default: on)")
     p.add_argument("--test-only", action="store_true",
                    help="evaluate the exported model of --model-dir on the test set, no training (default: off)")
     p.add_argument("--model-dir", default=None, metavar="DIR",

@@ -9,6 +9,7 @@ PyTorch. Both expose the same small surface (``build``, ``fit``, ``evaluate``,
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata as md
 import os
 
@@ -31,6 +32,33 @@ class ModelBuildError(UserError):
 
 class DeviceError(UserError):
     """A device that was asked for and is not there: one line, exit 2."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmStart:
+    """An exported model a CNN or ViT run starts from (``--weights MODEL_DIR``), whichever framework trained it.
+    Hashable (scalars only): a Flax model carries it as a static attribute."""
+
+    name: str  # the folder
+    sha256: str  # of its weights file
+    framework: str | None  # what trained it (its config's trained_with), when it says
+    mode: str | None
+    seed: int | None
+    test_accuracy: float | None  # what it reached when it was exported
+    source: str = "exported model"
+
+    @classmethod
+    def of(cls, folder: str, config: dict) -> WarmStart:
+        trained = config.get("trained_with") or {}
+        return cls(str(folder), config["weights"]["sha256"], trained.get("framework"), trained.get("mode"),
+                   trained.get("seed"), (config.get("metrics") or {}).get("test_accuracy"))
+
+    def label(self, seed: int | None = None) -> str:
+        trained = f"trained by {self.framework}, seed {self.seed}; " if self.framework else ""
+        return f"exported model {self.name} ({trained}sha256 {self.sha256[:12]})"
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def _versions(*packages: str) -> dict:
@@ -109,7 +137,12 @@ class JaxBackend:
         if spec.finetune:
             return self._build_port(spec, settings, dtype, progress)
         args = (settings.variant,) if settings.variant else ()
-        return import_object(spec.jax)(*args, kernels=settings.kernels, dtype=dtype, rngs=self.nnx.Rngs(settings.seed))
+        model = import_object(spec.jax)(*args, kernels=settings.kernels, dtype=dtype, rngs=self.nnx.Rngs(settings.seed))
+        if settings.weights not in (None, "none"):  # a warm start: the exported weights, this seed's dropout
+            from jax_impl.models import load_weights
+
+            model.weights_info = WarmStart.of(settings.weights, load_weights(model, settings.weights))
+        return model
 
     def _build_port(self, spec: ModelSpec, settings: Settings, dtype, progress: bool):
         """VGG16 or AlexNet in Flax with a 10-class head, as the PyTorch side builds it: random (``settings.seed``),
@@ -255,7 +288,12 @@ class TorchBackend:
         self.torch.manual_seed(settings.seed)
         args = (settings.variant,) if settings.variant else ()
         if not spec.finetune:
-            return import_object(spec.torch)(*args).to(self._device)
+            model = import_object(spec.torch)(*args).to(self._device)
+            if settings.weights not in (None, "none"):  # a warm start: the exported weights, this seed's dropout
+                from torch_ref.models import load_weights
+
+                model.weights_info = WarmStart.of(settings.weights, load_weights(model, settings.weights))
+            return model
         from torch_ref.finetune import WeightsError
 
         options = {"weights": settings.weights, "image_size": settings.image_size, "progress": progress}

@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,97 @@ def data_environment(data) -> dict:
         "test": int(len(data.test_labels)),
         "checksums": data.checksums,
     }
+
+
+#: A run whose other processes took more than this share of the machine's CPU time (beyond its own sibling
+#: workers') was measured on a busy machine: its timings say more about the machine than about the code.
+BUSY_SHARE = 0.2
+
+
+class MachineLoad:
+    """How busy the machine was while a run ran, besides the run itself: the 1-minute load average at the start
+    and the end, and the share of every CPU's time that other processes (and, on a virtual machine, the
+    hypervisor: steal) took, from ``/proc/stat`` less this process's own CPU time. Linux only for the share;
+    None elsewhere."""
+
+    def __init__(self):
+        self.load = _load_average()
+        self.busy, self.wall, self.own = _busy_cpu_s(), time.perf_counter(), _own_cpu_s()
+
+    def end(self) -> dict:
+        """``{"load_average": [start, end], "other_cpu_share": share}`` from the start until now."""
+        busy, wall, own = _busy_cpu_s(), time.perf_counter(), _own_cpu_s()
+        share = None
+        if busy is not None and self.busy is not None and wall > self.wall:
+            others = max(0.0, (busy - self.busy) - (own - self.own))
+            share = round(min(1.0, others / ((wall - self.wall) * (os.cpu_count() or 1))), 4)
+        loads = [self.load, _load_average()]
+        return {"load_average": loads if None not in loads else None, "other_cpu_share": share}
+
+
+def busy_machine(run: dict) -> str | None:
+    """Why ``run`` (a record) was measured on a busy machine, or None: other processes took more than
+    :data:`BUSY_SHARE` of the CPUs beyond what its own sibling processes would ((processes - 1) / processes)."""
+    share = run.get("other_cpu_share")
+    if not isinstance(share, (int, float)):
+        return None
+    processes = run.get("processes") or 1
+    beyond = share - (processes - 1) / processes
+    if beyond <= BUSY_SHARE:
+        return None
+    loads = run.get("load_average") or []
+    numbers = len(loads) == 2 and all(isinstance(v, (int, float)) for v in loads)
+    load = f", load average {loads[0]:.1f} -> {loads[1]:.1f}" if numbers else ""
+    return f"other processes took {share:.0%} of the CPUs while it ran{load}"
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds of this process and its children (finished ones, and live ones such as PyTorch's compile
+    workers): the run's own share of the machine."""
+    times = os.times()
+    return time.process_time() + times.children_user + times.children_system + _live_children_cpu_s()
+
+
+def _live_children_cpu_s() -> float:
+    """CPU seconds of this process's live descendants, from ``/proc`` (0 where there is none)."""
+    try:
+        parents = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    with open(f"/proc/{entry.name}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                parents[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])))
+    except OSError:
+        return 0.0
+    mine, total, grew = {os.getpid()}, 0, True
+    while grew:
+        grew = False
+        for pid, (ppid, ticks) in parents.items():
+            if ppid in mine and pid not in mine:
+                mine.add(pid)
+                total += ticks
+                grew = True
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def _busy_cpu_s() -> float | None:
+    """Seconds every CPU together spent not idle since boot (user, nice, system, interrupts, steal)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from harness.data import MNIST, test_subset, train_val_split
-from harness.environment import git_commit
+from harness.environment import MachineLoad, busy_machine, git_commit
 from harness.metrics import classification_metrics, detection_metrics, prediction_metrics
 from harness.record import RunRecord
 from harness.registry import MODELS
@@ -17,17 +17,20 @@ from harness.settings import Settings
 
 
 def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, model=None,
-            weights: str | None = None, on_epoch=None, checkpointing=None, export_dir=None) -> RunRecord:
+            weights: str | None = None, on_epoch=None, say=None, on_log=None, checkpointing=None,
+            export_dir=None) -> RunRecord:
     """Train and test ``settings.model`` with ``backend``; the record of the run.
 
     ``model`` (optional) is trained instead of a fresh one built from ``settings.seed``;
     ``weights`` then says what it started from. ``on_epoch`` gets each epoch's
-    ``EpochStats`` as it ends; ``checkpointing`` (a ``mnist_common.checkpointing.Checkpointing``)
+    ``EpochStats`` as it ends, ``say`` the lines before the first (compiling), ``on_log(step, loss, lr)`` the
+    training loss at every progress log; ``checkpointing`` (a ``mnist_common.checkpointing.Checkpointing``)
     keeps checkpoints and resumes; ``export_dir`` receives the trained model
     (``model.safetensors`` and ``config.json``). Raises ValueError when the data cannot be
     split as the settings ask.
     """
     s, spec = settings, MODELS[settings.model]
+    load = MachineLoad()
     split = train_val_split(len(data.train_labels), val_size=s.val_size, train_size=s.train_size)
     if len(split.train) < s.batch_size:
         raise ValueError(f"batch size {s.batch_size} is larger than the {len(split.train)} training images")
@@ -36,12 +39,15 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
     info = getattr(model, "weights_info", None)  # the torchvision builders say what they loaded
     if weights is None:
         weights = info.label(s.seed) if info is not None else f"random init (seed {s.seed})"
+    start = None
+    if getattr(info, "source", "") == "exported model":  # where it starts: tested eagerly, leaving compiling to fit
+        start = _test(backend, s.replace(torch_compile="none"), model, data)[2]["accuracy"]
     config = s.train_config(len(split.train))
     fit = backend.fit(
         spec, model, data.train_images[split.train], data.train_labels[split.train], config,
         val_images=data.train_images[split.val] if len(split.val) else None,
         val_labels=data.train_labels[split.val] if len(split.val) else None,
-        progress=progress, on_epoch=on_epoch, checkpointing=checkpointing,
+        progress=progress, on_epoch=on_epoch, checkpointing=checkpointing, say=say, on_log=on_log,
     )
     test_idx, test, metrics, eval_time = _test(backend, s, model, data)
     history = [h.as_dict() for h in fit.history]
@@ -56,8 +62,12 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
         devices=fit.devices, processes=fit.processes, steps_per_call=fit.steps_per_call,
         train_flops_per_image=flops, achieved_gflop_s=flops * fit.images_per_s / 1e9 if flops else None,
         history=history, **_test_fields(test, metrics, eval_time), params=backend.count_params(model),
-        warnings=training_warnings(history, metrics["accuracy"]),
+        resumed_from=dict(zip(("epoch", "step"), fit.resumed_from)) if fit.resumed_from else None, **load.end(),
+        start_test_accuracy=start,
     )
+    record.warnings = training_warnings(history, metrics["accuracy"])
+    if busy := busy_machine(record.to_json()):
+        record.warnings.append(f"timings from a busy machine: {busy}")
     if export_dir is not None:
         config = backend.save(spec, model, export_dir, {"trained_with": {
             "framework": backend.name, "mode": record.mode, "seed": s.seed, "preset": s.preset,

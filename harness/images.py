@@ -3,24 +3,37 @@
 MNIST's digits were made by fitting each one's bounding box into 20x20 pixels
 (aspect kept, anti-aliased) and placing that in a 28x28 frame so that the
 digit's centre of mass is at the frame's centre. :func:`to_mnist` does the
-same to an arbitrary picture:
+same to a picture as people take them (grey or coloured paper, uneven light,
+noise, margins):
 
-1. read it as grey (an alpha channel is laid on white paper first);
-2. invert it if its border is light (a dark digit on light paper, as drawn or
-   scanned), so that the digit is light on black as in MNIST;
-3. crop to the pixels brighter than a tenth of the brightest (the ink);
-4. resize that crop so its longer side is 20 pixels (Lanczos), aspect kept;
-5. place it in a black 28x28 frame with its centre of mass at (14, 14).
+1. read it as grey, by luminance (an alpha channel is laid on white paper first);
+2. work on a copy at most :data:`LEVEL_SIDE` pixels a side, a 3x3 median taking
+   out pixel noise;
+3. level the background: the paper's brightness is estimated everywhere by a
+   morphological closing (dark ink) or opening (light ink) wider than a stroke,
+   smoothed, and subtracted, which takes out grey or tinted paper, shadows and
+   light gradients; the polarity is the one whose ink stands out more;
+4. stretch the contrast robustly: what is left of the paper (its median and
+   spread) becomes black, the ink's 99th percentile white;
+5. crop to the digit: connected marks weaker than a tenth of the strongest are
+   specks, and marks touching the picture's edge (a table, a paper edge) are
+   margins when anything else is left;
+6. resize that crop so its longer side is 20 pixels (Lanczos), aspect kept,
+   its brightest pixel made white;
+7. place it in a black 28x28 frame with its centre of mass at (14, 14).
 
 An image that is already 28x28 with a dark border (an MNIST digit saved as a
-picture) is used as it is.
+picture) is used as it is; one with a light border is inverted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+from scipy import ndimage
 
 from harness.data import IMAGE_MAGIC, DataError, decompress, parse_idx
 from mnist_common.errors import UserError
@@ -51,8 +64,6 @@ def read_grey(path: Path) -> np.ndarray:
     Deep images (16-bit grey, 32-bit integer or float) are scaled to [0, 1] by their
     format's range, not clipped to 8 bits.
     """
-    from PIL import Image, UnidentifiedImageError
-
     pillows_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # this function's own limit applies
     try:
         with Image.open(path) as img:
@@ -98,8 +109,6 @@ _DEEP_SCALE = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535}
 def _grey(img) -> np.ndarray:
     """A loaded Pillow image as float64 grey in [0, 1]: 8-bit modes through Pillow's own conversion (alpha over
     white paper), deep ones scaled by their range."""
-    from PIL import Image
-
     if img.mode in _DEEP_SCALE:
         return np.asarray(img, dtype=np.float64) / _DEEP_SCALE[img.mode]
     if img.mode == "I":  # 32-bit integers: a 16-bit file as Pillow often opens it, or a true 32-bit one
@@ -119,36 +128,124 @@ def _grey(img) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.float64) / 255.0
 
 
-def to_mnist(grey: np.ndarray) -> np.ndarray:
-    """Grey values in [0, 1], any size -> uint8 ``[28, 28, 1]``, a light digit on black, MNIST's framing."""
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if np.median(border) > 0.5:  # light paper: invert, so the digit is light on black
-        grey = 1.0 - grey
-    if grey.shape == (SIDE, SIDE):  # already an MNIST-sized digit on black
-        return np.round(grey * 255).astype(np.uint8)[..., None]
-    ink = grey > 0.1 * grey.max() if grey.max() > 0 else np.ones_like(grey, bool)
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    crop = grey[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    from PIL import Image
+#: Pictures are levelled and cropped on a copy at most this many pixels a side (area-averaged): a digit ends up 20
+#: pixels tall, so this keeps ten times the detail it needs while the filters stay fast.
+LEVEL_SIDE = 256
+#: The background's window, as a fraction of the working copy's longer side: wider than any pen or marker stroke
+#: of a digit that fills the picture (MNIST's strokes are about an eighth of the digit's height), narrow enough to
+#: follow a shadow.
+WINDOW = 1 / 4
+#: Strokes are where the ink map is above this: the digit's connected marks are found there.
+STROKE = 0.25
+#: Marks whose ink is below this fraction of the strongest mark's are specks, not part of the digit.
+SPECK = 0.1
 
+
+def to_mnist(grey: np.ndarray) -> np.ndarray:
+    """Grey values in [0, 1], any size -> uint8 ``[28, 28, 1]``, a light digit on black, MNIST's framing (the
+    steps are the module's)."""
+    if grey.shape == (SIDE, SIDE):  # already an MNIST-sized digit: only its polarity is MNIST's
+        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+        digit = 1.0 - grey if np.median(border) > 0.5 else grey
+        return np.round(np.clip(digit, 0, 1) * 255).astype(np.uint8)[..., None]
+    return frame(crop_to_digit(ink_map(grey)))
+
+
+def reduced(grey: np.ndarray, side: int) -> np.ndarray:
+    """``grey`` area-averaged to at most ``side`` pixels a side (as it is when already that small)."""
+    factor = max(grey.shape) / side
+    if factor <= 1:
+        return grey
+    size = (max(1, round(grey.shape[1] / factor)), max(1, round(grey.shape[0] / factor)))  # PIL's (width, height)
+    return np.asarray(Image.fromarray(grey.astype(np.float32), "F").resize(size, Image.BOX), np.float64)
+
+
+def dark_ink(grey: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper. The paper is most of the picture, so the ink is the longer tail
+    of its brightness around the median (1st and 99th percentiles, on a 64-pixel copy); when neither tail is
+    clearly longer, a light border means light paper."""
+    small = reduced(grey, 64)
+    middle = np.median(small)
+    darker, lighter = middle - np.percentile(small, 1), np.percentile(small, 99) - middle
+    if abs(darker - lighter) > 0.1 * max(darker, lighter, 1e-6):
+        return bool(darker > lighter)
+    return bool(np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])) > 0.5)
+
+
+def ink_map(grey: np.ndarray) -> np.ndarray:
+    """The ink of a picture in [0, 1] (0 the paper, 1 the ink's 99th percentile), whatever the paper's colour and
+    light and the ink's polarity: steps 2-4 of the module's."""
+    dark = dark_ink(grey)
+    grey = ndimage.median_filter(reduced(grey, LEVEL_SIDE), size=3, mode="nearest")
+    window = max(3, round(max(grey.shape) * WINDOW)) | 1
+    envelope = ndimage.grey_closing if dark else ndimage.grey_opening  # the strokes taken out: the paper alone
+    paper = ndimage.gaussian_filter(envelope(grey, size=window, mode="nearest"), window / 4, mode="nearest")
+    # Light multiplies: ink over the paper's own brightness is the same in a shadow as in full light.
+    signal = np.maximum(paper - grey if dark else grey - paper, 0.0) / np.maximum(paper, 0.02)
+    level = np.median(signal)
+    spread = 1.4826 * np.median(np.abs(signal - level))  # the paper's noise, robustly (MAD as a std)
+    floor = level + 3 * spread
+    top = np.percentile(signal[signal > floor], 99) if (signal > floor).any() else floor
+    if top - floor < 1e-3:  # no mark stands out of the paper: a blank picture
+        return np.zeros_like(signal)
+    return np.clip((signal - floor) / (top - floor), 0.0, 1.0)
+
+
+def crop_to_digit(ink: np.ndarray) -> np.ndarray:
+    """The digit's bounding box in an ink map (step 5 of the module's), everything else in it blacked out.
+
+    Marks are the connected strokes brighter than :data:`STROKE` (so that faint edges and paper texture do not
+    join a digit to a margin), each kept with the soft edge around it."""
+    labels, count = ndimage.label(ink > STROKE, structure=np.ones((3, 3)))
+    if count == 0:
+        return ink
+    index = np.arange(1, count + 1)
+    mass = np.asarray(ndimage.sum_labels(ink, labels, index))
+    keep = mass >= SPECK * mass.max()
+    edge = np.zeros(count + 1, bool)
+    edge[np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))] = True
+    inside = keep & ~edge[1:]
+    if inside.any():  # marks at the edge are margins (a table, the paper's edge) when the digit is elsewhere
+        keep = inside
+    near = ndimage.binary_dilation(np.isin(labels, index[keep]), structure=np.ones((3, 3)),
+                                   iterations=max(1, round(max(ink.shape) / 100)))
+    digit = np.where(near, ink, 0.0)
+    rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+    return digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def frame(crop: np.ndarray) -> np.ndarray:
+    """A digit's crop in [0, 1] -> uint8 ``[28, 28, 1]``: fitted into 20x20 (aspect kept, Lanczos), its brightest
+    pixel white, placed with its centre of mass at the centre (steps 6-7 of the module's)."""
     h, w = crop.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL's (width, height)
-    digit = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.LANCZOS), np.float64)
-    frame = np.zeros((SIDE, SIDE))
+    digit = np.asarray(Image.fromarray(crop.astype(np.float32), "F").resize(size, Image.LANCZOS), np.float64)
+    digit = np.clip(digit, 0.0, None)
+    if digit.max() > 0:
+        digit *= 255.0 / digit.max()
+    out = np.zeros((SIDE, SIDE))
     mass = digit.sum()
     cy, cx = ((np.indices(digit.shape) * digit).reshape(2, -1).sum(1) / mass) if mass else (size[1] / 2, size[0] / 2)
     top, left = int(round(SIDE / 2 - cy)), int(round(SIDE / 2 - cx))
     top, left = min(max(top, 0), SIDE - digit.shape[0]), min(max(left, 0), SIDE - digit.shape[1])
-    frame[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
-    return np.clip(np.round(frame), 0, 255).astype(np.uint8)[..., None]
+    out[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)[..., None]
 
 
-def load_inputs(paths: list[str]) -> tuple[list[str], np.ndarray]:
-    """Names and uint8 ``[N, 28, 28, 1]`` images of every input: image files, or IDX image files (every
-    image in them, named ``file[i]``)."""
+def from_pixels(pixels: np.ndarray) -> np.ndarray:
+    """A picture already in memory (uint8 ``[H, W]`` grey or ``[H, W, 3]`` RGB) -> uint8 ``[28, 28, 1]``, as
+    the same picture read from a file would become."""
+    return to_mnist(_grey(Image.fromarray(np.asarray(pixels, np.uint8))))
 
-    names, images = [], []
+
+#: IDX inputs are classified this many images at a time, so that results stream out while the rest waits.
+CHUNK = 256
+
+
+def check_inputs(paths: list[str]) -> None:
+    """ImageError naming the first input that is a folder, missing, or over :data:`MAX_FILE_BYTES`: checked for
+    every input before the first is read, so that a typo in the last one stops the command before any output."""
     for text in paths:
         path = Path(text)
         if path.is_dir():
@@ -158,6 +255,14 @@ def load_inputs(paths: list[str]) -> tuple[list[str], np.ndarray]:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise ImageError(f"{path}: {path.stat().st_size:,} bytes, more than the {MAX_FILE_BYTES:,} an input "
                              "file may have here")
+
+
+def iter_inputs(paths: list[str]) -> Iterator[tuple[list[str], np.ndarray]]:
+    """``(names, uint8 [n, 28, 28, 1] images)`` for the inputs in order, as they are read: a picture file alone,
+    an IDX image file (told by its content, plain or gzip) :data:`CHUNK` images at a time, named ``file[i]``."""
+    check_inputs(paths)
+    for text in paths:
+        path = Path(text)
         raw = path.read_bytes()
         gzipped = raw[:2] == b"\x1f\x8b"
         if gzipped or raw[:4] == IMAGE_MAGIC.to_bytes(4, "big"):  # IDX, plain or gzip, by content not name
@@ -167,9 +272,17 @@ def load_inputs(paths: list[str]) -> tuple[list[str], np.ndarray]:
                 raise ImageError(str(err)) from None
             if len(batch) == 0:
                 raise ImageError(f"{path}: an IDX file with no images")
-            names += [f"{path}[{i}]" for i in range(len(batch))]
-            images += list(batch)
+            for start in range(0, len(batch), CHUNK):
+                chunk = batch[start:start + CHUNK]
+                yield [f"{path}[{i}]" for i in range(start, start + len(chunk))], chunk
         else:
-            names.append(str(path))
-            images.append(to_mnist(read_grey(path)))
-    return names, np.stack(images)
+            yield [str(path)], to_mnist(read_grey(path))[None]
+
+
+def load_inputs(paths: list[str]) -> tuple[list[str], np.ndarray]:
+    """Names and uint8 ``[N, 28, 28, 1]`` images of every input (:func:`iter_inputs`), all at once."""
+    names, images = [], []
+    for chunk_names, chunk in iter_inputs(paths):
+        names += chunk_names
+        images.append(chunk)
+    return names, np.concatenate(images)

@@ -27,7 +27,7 @@ from harness.launch import visible_gpus
 from harness.record import mode_label
 from harness.registry import MODELS, parse_models
 from harness.settings import NUM_TRAIN, Settings
-from mnist_common.export import read_config
+from mnist_common.export import ExportError, check_fits, read_config
 from mnist_common.processes import World, world_from_environment
 from mnist_common.settings import ConfigError
 
@@ -108,8 +108,7 @@ def make(args: argparse.Namespace, argv: list[str]) -> Plan:
         _check_split(s)
         for fw in fws:
             modes(args, s, fw)  # every combination, checked
-        if MODELS[name].finetune:
-            check_weights(name, s)
+        check_weights(name, s)
         model_settings[name] = s
     if launching and gpus and len(visible_gpus()) < args.processes:
         raise UsageError(f"--processes {args.processes}: one GPU per process, and {len(visible_gpus())} are visible "
@@ -234,8 +233,16 @@ def _check_split(s: Settings) -> None:
 
 
 def check_weights(name: str, s: Settings) -> None:
-    """Fail now on torchvision weights that cannot be had or do not fit (``torch_ref.finetune.check_weights``)."""
-    check_torchvision_weights(name, s.variant, s.weights, s.image_size)
+    """Fail now on weights that cannot be had or do not fit: torchvision's (``torch_ref.finetune.check_weights``),
+    or an exported model to start a CNN or ViT from (its config, the weights' SHA-256, and that it is the model and
+    variant asked for: ``mnist_common.export.check_fits``)."""
+    if MODELS[name].finetune:
+        check_torchvision_weights(name, s.variant, s.weights, s.image_size)
+    elif s.weights not in (None, "none"):
+        try:
+            check_fits(read_config(s.weights), s.weights, model=name, variant=s.variant)
+        except ExportError as err:
+            raise UsageError(f"--weights {err}") from None
 
 
 def _devices(args, backends: dict) -> int | None:

@@ -73,6 +73,7 @@ class RunRecord:
     # what it started from and saw
     weights: str = "-"
     weights_info: dict | None = None
+    start_test_accuracy: float | None = None  # a warm start's test accuracy before training
     train_size: int = 0
     val_size: int = 0
     test_size: int = 0
@@ -92,6 +93,10 @@ class RunRecord:
     train_flops_per_image: float | None = None
     achieved_gflop_s: float | None = None
     history: list = dataclasses.field(default_factory=list)
+    resumed_from: dict | None = None  # {"epoch", "step"} of the checkpoint training went on from
+    # the machine while it ran (harness.environment.MachineLoad)
+    load_average: list | None = None  # the 1-minute load average at the run's start and end
+    other_cpu_share: float | None = None  # the share of the machine's CPU time other processes took
     # the test
     test_loss: float | None = None
     test_accuracy: float = float("nan")
@@ -147,7 +152,8 @@ RUN_FIELDS = tuple(RUN_TYPES)
 EPOCH_TYPES = {"epoch": _INT, "train_loss": _NUMBER, "epoch_time_s": _NUMBER, "images_per_s": _NUMBER}
 EPOCH_FIELDS = tuple(EPOCH_TYPES)
 _OPTIONAL_RUN_TYPES = {"variant": _OPT_STR, "mode": _OPT_STR, "val_accuracy": _OPT_NUMBER, "devices": _OPT_INT,
-                       "test_size": _OPT_INT, "warnings": "list"}
+                       "test_size": _OPT_INT, "warnings": "list", "resumed_from": "object or null",
+                       "load_average": "list or null", "other_cpu_share": _OPT_NUMBER}
 
 
 def _fits(value, kind: str) -> bool:

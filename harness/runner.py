@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import shlex
 import sys
@@ -30,6 +31,8 @@ from harness.registry import MODELS
 from harness.report.files import HistoryLog, write_results
 from harness.report.summary import ratio_lines, summary_table, throughput_ratios
 from harness.report.tables import results_table
+from harness.tensorboard import FOLDER as TENSORBOARD
+from harness.tensorboard import MISSING, RunBoard
 from mnist_common.checkpointing import Checkpointing
 from mnist_common.interrupt import STOP, StopRequested, handling_signals
 from mnist_common.progress import epoch_line
@@ -98,10 +101,15 @@ def train(plan: Plan, malloc: dict) -> int:
     if previous is not None and plan.runs and all(run.key in finished for run in plan.runs):
         _say(plan, f"nothing to resume: every run of this command in {out} is finished ({len(plan.runs)} run(s)); "
              "its results are as they were")
+        if world.main:
+            closing(out, list(finished.values()), "nothing new",
+                    checkpoints=plan.checkpoints if args.checkpoint_every else None)
         return 0
     if world.main:  # the command's identity, before any training: a resume is checked against it
         write_results(out, results | {"runs": list(finished.values())}, plots=False)
     history = HistoryLog(out / "history.jsonl", append=args.resume) if world.main else _NoHistory()
+    if args.tensorboard and not RunBoard.available:
+        _say(plan, MISSING)
     state = {"in_progress": None}  # the run a signal stopped, if it stopped one
     try:  # a signal stops one process at a step boundary; several processes are stopped by their launcher
         with handling_signals() if world.size == 1 else contextlib.nullcontext():
@@ -132,14 +140,16 @@ def train(plan: Plan, malloc: dict) -> int:
             print(summary_table(results["runs"]))
         for line in ratio_lines(results["throughput_ratios"]):
             print(line)
-        print(f"wrote results.json, history.jsonl, results.md, results.csv, report.md and plots in {out}")
+        closing(out, results["runs"], "results.json, history.jsonl, results.md, results.csv, report.md and plots",
+                checkpoints=plan.checkpoints if args.checkpoint_every else None)
     return 0
 
 
 def _announce(plan: Plan, name: str, data) -> None:
     """One line on what a model's runs train: its recipe, sizes, seeds and data."""
     s, spec = plan.settings[name], MODELS[name]
-    extra = f" | {s.image_size} px | weights {s.weights}" if spec.finetune else ""
+    extra = f" | {s.image_size} px | weights {s.weights}" if spec.finetune else \
+        f" | starting from {s.weights}" if s.weights not in (None, "none") else ""
     across = f" | {plan.world.size} processes" if plan.world.size > 1 else ""
     _say(plan, f"{name}{' ' + s.variant if s.variant else ''} | preset {plan.preset} | {s.optimizer} lr {s.lr} | "
          f"{s.epochs} epochs | batch {s.batch_size}{across} | {s.num_train()} train / {s.val_size} val images{extra} "
@@ -164,9 +174,20 @@ def _train_one(plan: Plan, planned: PlannedRun, data, results: dict, finished: d
     spec = MODELS[s.model]
     save_model = (args.save_model if args.save_model is not None else not spec.finetune) and plan.world.main
     state["in_progress"] = key
-    run = run_one(backend, s, data, progress=not (args.no_progress or args.quiet),
-                  on_epoch=_epoch_logger(args, history, planned),
-                  checkpointing=checkpointing, export_dir=out / "models" / key if save_model else None)
+    board = RunBoard(out / TENSORBOARD / key, {"run": key, "framework": planned.framework, "mode": planned.mode,
+                                                 **s.as_dict()}) \
+        if args.tensorboard and plan.world.main and RunBoard.available else None
+    logger = _epoch_logger(args, history, planned)
+    try:
+        run = run_one(backend, s, data, progress=not (args.no_progress or args.quiet),
+                      on_epoch=logger if board is None else (lambda stats: (logger(stats), board.epoch(stats))),
+                      say=_teller(args, planned), on_log=board.interval if board is not None else None,
+                      checkpointing=checkpointing, export_dir=out / "models" / key if save_model else None)
+        if board is not None:
+            board.finished(run.to_json())
+    finally:
+        if board is not None:
+            board.close()
     state["in_progress"] = None
     run.run = key
     results["runs"].append(run.to_json())
@@ -175,10 +196,19 @@ def _train_one(plan: Plan, planned: PlannedRun, data, results: dict, finished: d
         write_results(out, results)
     _say(plan, f"[{backend.label}] {s.model} ({run.mode}) seed {s.seed}: test accuracy {run.test_accuracy:.2%}, "
          f"macro-F1 {run.test_macro_f1:.4f}, {run.train_time_s:.1f} s training on {run.devices} device(s); weights "
-         f"{run.weights}")
+         f"{run.weights}" + (f", {run.start_test_accuracy:.2%} test accuracy before training"
+                             if run.start_test_accuracy is not None else ""))
     for warning in run.warnings:
         _say(plan, f"[{backend.label}] warning: {s.model} seed {s.seed}: {warning}")
     STOP.check()  # a signal during the run (its test pass, say): its results are written; stop here
+
+
+def _teller(args, planned: PlannedRun):
+    """The lines a fit says before its first epoch (compiling, and how long it took), labelled as the epoch lines
+    are; none with --quiet."""
+    s = planned.settings
+    label = f"{planned.framework} {s.model} ({planned.mode}) seed {s.seed}"
+    return (lambda text: None) if args.quiet else (lambda text: tqdm.write(f"{label}: {text}", file=sys.stderr))
 
 
 def _epoch_logger(args, history, planned: PlannedRun):
@@ -194,6 +224,28 @@ def _epoch_logger(args, history, planned: PlannedRun):
                        "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds")})
 
     return log
+
+
+def closing(out: Path, runs: list[dict], files: str, *, checkpoints: Path | None = None) -> None:
+    """The command's last two lines on stdout: what it wrote and where (the trained models and the checkpoints
+    and TensorBoard logs too), then the same as one JSON object that scripts can read (``... | tail -n 1``):
+    ``folder``, ``results``, ``models`` (a list), ``checkpoints`` and ``tensorboard`` (null when there are none),
+    as absolute paths."""
+    models = [run["exported"]["folder"] for run in runs if run.get("exported")]
+    kept = checkpoints if checkpoints is not None and checkpoints.is_dir() and any(checkpoints.iterdir()) else None
+    line = f"wrote {files} in {out}"
+    if models:
+        line += f"; the trained models in {out / 'models'}/"
+    if kept is not None:
+        line += f"; checkpoints in {kept}/"
+    board = out / TENSORBOARD if (out / TENSORBOARD).is_dir() else None
+    if board is not None:
+        line += f"; TensorBoard logs in {board}/"
+    print(line)
+    print(json.dumps({"folder": str(out.resolve()), "results": str((out / "results.json").resolve()),
+                      "models": [str(Path(m).resolve()) for m in models],
+                      "checkpoints": str(kept.resolve()) if kept is not None else None,
+                      "tensorboard": str(board.resolve()) if board is not None else None}))
 
 
 def _say(plan: Plan, text: str) -> None:
@@ -225,7 +277,7 @@ def test_exported(plan: TestPlan) -> int:
         print(f"[{backend.label}] {plan.settings.model} from {args.model_dir}: test accuracy "
               f"{run.test_accuracy:.2%}, macro-F1 {run.test_macro_f1:.4f}", file=sys.stderr)
     print(results_table(results["runs"]))
-    print(f"wrote results.json, results.md, results.csv, report.md and plots in {out}")
+    closing(out, results["runs"], "results.json, results.md, results.csv, report.md and plots")
     return 0
 
 

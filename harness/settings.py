@@ -59,11 +59,14 @@ class Settings(TrainConfig):
                                     check=in_range(1, NUM_TEST, high_included=True), metavar="N", record=None)
     variant: str | None = setting(None, f"model size from the model's variants table ({_VARIANTS})",
                                   applies="variants", shown="variant {}")
-    weights: str | None = setting(None, "torchvision models' initial weights: pretrained (torchvision's, from the "
-                                  "TORCH_HOME cache or downloaded), none (random init), auto (pretrained when "
-                                  "available, else random init with a warning), or a state-dict file (torch.save or "
-                                  ".safetensors)", applies="finetune", metavar="{auto,pretrained,none,PATH}",
-                                  record=None, shown="weights {}")  # (a record names the weights it really used)
+    weights: str | None = setting(None, "initial weights. CNN and ViT: an exported model folder (OUT/models/<run>, "
+                                  "trained by either framework) to start from, or none (random init, the default). "
+                                  "torchvision models: pretrained (torchvision's, from the TORCH_HOME cache or "
+                                  "downloaded), none (random init), auto (pretrained when available, else random "
+                                  "init with a warning), or a state-dict file (torch.save or .safetensors)",
+                                  applies="finetune", metavar="{auto,pretrained,none,PATH}", record=None,
+                                  shown="weights {}")  # (a record names the weights it really used; a CNN or ViT
+    # takes it too when it names a folder: harness.settings.warm_start)
     image_size: int | None = setting(None, f"torchvision models: MNIST is resized to PX x PX ({_MINIMUM})",
                                      applies="finetune", metavar="PX", shown="{} px")
     freeze_features: bool = setting(False, "VGG16/AlexNet: train only the classifier layers", applies="freezable",
@@ -93,6 +96,10 @@ class Settings(TrainConfig):
                 what = "is a folder, not a file" if Path(self.weights).is_dir() else "no such file"
                 raise ConfigError("weights", f"{self.weights}: {what} (expected {', '.join(WEIGHTS_CHOICES)} "
                                   "or a state-dict file)")
+        elif self.weights is not None and not Path(self.weights).is_dir():
+            what = "is a file, not a model folder" if Path(self.weights).is_file() else "no such model folder"
+            raise ConfigError("weights", f"{self.weights}: {what} (a {self.model} starts from an exported model "
+                              "folder, OUT/models/<run>)")
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -138,8 +145,9 @@ def resolve(model: str, preset: str, overrides: Mapping[str, object] | None = No
     """The preset's settings for ``model``, with ``overrides`` applied (None means "not given"), every value checked.
 
     ``strict`` (one model): an override that does not apply to ``model`` (``weights``
-    for the CNN) is an error; otherwise (several models share the overrides) it is
-    left out for this model. Raises :class:`~mnist_common.ConfigError`.
+    ``pretrained`` or a file for the CNN, whose ``weights`` can only name an exported model
+    folder: :func:`warm_start`) is an error; otherwise (several models share the
+    overrides) it is left out for this model. Raises :class:`~mnist_common.ConfigError`.
     """
     if model not in MODELS:
         raise ConfigError("model", f"{model!r} is unknown (choose from {', '.join(MODELS)})")
@@ -151,8 +159,11 @@ def resolve(model: str, preset: str, overrides: Mapping[str, object] | None = No
     if unknown:
         raise ConfigError(unknown[0], "is not a setting")
     for field in list(given):
-        if applies(field, model):
+        if applies(field, model) or field == "weights" and warm_start(model, given[field]):
             continue
+        if strict and field == "weights" and Path(given[field]).is_file():
+            raise ConfigError(field, f"{given[field]}: is a file, not a model folder (a {model} starts from an "
+                              "exported model folder, OUT/models/<run>)")
         if strict and field == "variant":
             raise ConfigError(field, f"{given[field]!r} is unknown for {model} (this model has no variants)")
         if strict:
@@ -167,6 +178,12 @@ def resolve(model: str, preset: str, overrides: Mapping[str, object] | None = No
             raise ConfigError("optimizer", f"{optimizer!r} is unknown (choose from {', '.join(values['lr'])})")
         values["lr"] = values["lr"][optimizer]
     return Settings(model=model, preset=preset, **values)
+
+
+def warm_start(model: str, weights: str) -> bool:
+    """Whether ``weights`` asks ``model`` to start from an exported model: a CNN or ViT, and a value that is neither
+    a torchvision choice nor a file (those are the torchvision models'): a folder, checked later."""
+    return not MODELS[model].finetune and weights not in WEIGHTS_CHOICES and not Path(weights).is_file()
 
 
 def applies(field: str, model: str) -> bool:

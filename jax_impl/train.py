@@ -42,7 +42,7 @@ from mnist_common import BACKGROUND, EpochStats, FitResult, TrainConfig, normali
 from mnist_common.checkpointing import Checkpointing, Progress
 from mnist_common.epochs import Epochs, WarmUp
 from mnist_common.interrupt import STOP
-from mnist_common.progress import EpochProgress
+from mnist_common.progress import EpochProgress, speaker
 
 
 def preprocess(images: np.ndarray) -> jax.Array:
@@ -248,7 +248,7 @@ def train_epoch(calls: dict, state, loss_sum, data: tuple, order, shift, *, step
         if warm_up and first == start:  # (compiled ahead of time: the first call compiles nothing)
             jax.block_until_ready(loss_sum)
             warm = WarmUp(time.perf_counter() - t0)
-        if progress.due(first, done):
+        if progress.due(first, done, by_time=jax.process_count() == 1):  # (processes stop alike on a NaN)
             progress.log(done, float(loss_sum))  # a host sync, every log_every steps only
         if STOP.signum is not None:
             break
@@ -270,6 +270,8 @@ def fit(
     log_every: int = 50,
     on_epoch: Callable[[EpochStats], None] | None = None,
     checkpointing: Checkpointing | None = None,
+    say: Callable[[str], None] | None = None,
+    on_log: Callable[[int, float, float | None], None] | None = None,
 ) -> FitResult:
     """Train ``model`` in place for ``config.epochs`` epochs; validate after each when given a validation set.
 
@@ -289,7 +291,9 @@ def fit(
     multi-process run (``jax_impl.parallel.initialize``) over every process's devices,
     each process placing only its rows, and every process must call ``fit`` alike.
     ``on_epoch`` is called with each epoch's :class:`~mnist_common.EpochStats` as it ends
-    (by default, with ``progress``, one line is printed). ``checkpointing`` keeps Orbax
+    (by default, with ``progress``, one line is printed); ``say`` with the lines before the first (compiling, and
+    how long it took; by default printed with ``progress``); ``on_log(step, loss, lr)`` at every progress log
+    (every ``log_every`` steps or second) with the mean training loss since the last. ``checkpointing`` keeps Orbax
     checkpoints (``jax_impl.checkpoint``) and, with ``resume``, continues from the newest.
     Raises FloatingPointError when the running loss stops being finite, and
     ``StopRequested`` (after a checkpoint) when a signal asked to stop.
@@ -353,6 +357,8 @@ def fit(
 
     recipe = StepRecipe(label_smoothing=float(config.label_smoothing), max_shift=max_shift)
     args = (state, loss_start(), x_train, y_train, *epoch_tables(0), np.int32(0))
+    say = speaker("jax", say, progress)
+    say("compiling the training step" + (" and the evaluation step" if val_images is not None else "") + " (XLA)")
     t0 = time.perf_counter()
     calls = {}  # updates per call -> compiled function: per_call, and the epoch's remainder
     for count in {per_call, steps % per_call} - {0}:
@@ -361,6 +367,7 @@ def fit(
     compile_time = time.perf_counter() - t0
     if val_images is not None:  # the evaluation step, compiled before the clock starts
         compile_time += evaluator.compile(placed(state[0], single))
+    say(f"compiled in {compile_time:.1f} s")
     # Per device (batch_size / devices images). Only on a CPU: XLA GPU's cost analysis leaves out library
     # calls (cuDNN, cuBLAS). Counted on the one-update step: a loop's cost is not its body's times its trips.
     flops = None
@@ -378,7 +385,7 @@ def fit(
 
     epochs = Epochs("jax", config, steps, done_before=done_before, checkpointing=checkpointing,
                     save=save if checkpointer is not None else None, lr_at=lr_at, on_epoch=on_epoch,
-                    progress=progress, log_every=log_every,
+                    progress=progress, log_every=log_every, say=say, on_log=on_log,
                     on_stop=lambda: nnx.update((model, opt), placed(state, single)))  # what was trained, kept
     warm = None
     for epoch, start in epochs:
@@ -412,4 +419,5 @@ def fit(
         processes=jax.process_count(),
         # XLA's own count of the compiled step's floating-point operations, per training image
         train_flops_per_image=flops / (batch_size / (mesh.size if mesh else 1)) if flops else None,
+        resumed_from=epochs.resumed_from,
     )

@@ -129,6 +129,7 @@ class FitResult:
     compiled_steps: int = 0  # compiled PyTorch: the first steps, which compiled; their time is compile_time_s
     train_flops_per_image: float | None = None  # XLA's count of the compiled step, where it is complete
     recompilations: int = 0  # compilations after warm-up (compiled PyTorch)
+    resumed_from: tuple[int, int] | None = None  # (epoch, step) of the checkpoint it went on from; None: from start
 
     @property
     def images_per_epoch(self) -> int:

@@ -40,15 +40,18 @@ class Epochs:
     caller's optimizer is not ours to read); ``on_epoch`` is called with each
     epoch's stats (by default, with ``progress``, one line is printed);
     ``on_stop()`` runs before a signal's ``StopRequested`` leaves the loop (JAX puts
-    what was trained into the model there).
+    what was trained into the model there); ``say`` prints a line (``mnist_common.progress.speaker``);
+    ``on_log(step, loss, lr)`` gets the run's step count, the mean loss since the last log and the learning rate,
+    at every log (``EpochProgress.due``).
     """
 
     def __init__(self, label: str, config: TrainConfig, steps: int, *, done_before: Progress = Progress(),
                  checkpointing: Checkpointing | None = None, save: Callable[[Progress], None] | None = None,
                  lr_at: Callable[[int], float | None] = lambda step: None,
                  on_epoch: Callable[[EpochStats], None] | None = None, progress: bool = True, log_every: int = 50,
-                 on_stop: Callable[[], None] = lambda: None):
-        self.label, self.config, self.steps = label, config, steps
+                 on_stop: Callable[[], None] = lambda: None, say: Callable[[str], None] = lambda text: None,
+                 on_log: Callable[[int, float, float | None], None] | None = None):
+        self.label, self.config, self.steps, self.say, self.on_log = label, config, steps, say, on_log
         self.done_before, self.checkpointing, self.save = done_before, checkpointing, save
         self.lr_at, self.on_epoch, self.progress, self.log_every = lr_at, on_epoch, progress, log_every
         self.on_stop = on_stop
@@ -69,8 +72,9 @@ class Epochs:
         return self.done_before.loss_sum if start else 0.0
 
     def bar(self, epoch: int) -> EpochProgress:
+        on_log = None if self.on_log is None else (lambda step, loss: self.on_log(step, loss, self.lr_at(step - 1)))
         return EpochProgress(self.label, epoch, self.config.epochs, self.steps, self.config.batch_size,
-                             enabled=self.progress, log_every=self.log_every)
+                             enabled=self.progress, log_every=self.log_every, say=self.say, on_log=on_log)
 
     def elapsed(self, start: int, t0: float) -> float:
         """Seconds of the epoch so far: since ``t0``, plus what its steps before ``start`` took."""
@@ -109,6 +113,12 @@ class Epochs:
 
     def _finished(self) -> tuple:
         return tuple(h.as_dict() for h in self.history)
+
+    @property
+    def resumed_from(self) -> tuple[int, int] | None:
+        """(epoch, step) of the checkpoint this call went on from; None when it trained from the start."""
+        before = self.done_before
+        return (before.epoch, before.step) if before.epoch or before.step else None
 
     @property
     def train_time_s(self) -> float:

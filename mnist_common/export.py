@@ -113,6 +113,21 @@ def read_config(directory: str | os.PathLike) -> dict:
     return config
 
 
+def check_fits(config: dict, directory: str | os.PathLike, *, model: str, variant: str | None,
+               num_classes: int = 10, image_size: int = 28) -> None:
+    """ExportError unless the exported model ``config`` (read from ``directory``) is a ``model`` of ``variant``,
+    ``num_classes`` classes and ``image_size`` px images: what a warm start needs before anything is built."""
+    def name(kind, size):
+        return f"{kind} {size}" if size else kind
+
+    if (config["model"], config.get("variant")) != (model, variant):
+        raise ExportError(f"{directory}: an exported {name(config['model'], config.get('variant'))}, not the "
+                          f"{name(model, variant)} asked for")
+    if (config["num_classes"], config["image_size"]) != (num_classes, image_size):
+        raise ExportError(f"{directory}: a model of {config['num_classes']} classes at {config['image_size']} px, "
+                          f"not {num_classes} at {image_size} px")
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

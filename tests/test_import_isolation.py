@@ -9,7 +9,7 @@ import sys
 import pytest
 from cli_helpers import REPO
 
-COMMANDS = ("benchmarks.run", "benchmarks.predict", "benchmarks.profile", "benchmarks.report")
+COMMANDS = ("benchmarks.run", "benchmarks.predict", "benchmarks.profile", "benchmarks.report", "benchmarks.photos")
 CHECKS = {
     "mnist_common": ("import mnist_common, mnist_common.progress, mnist_common.architectures",
                      ("jax", "torch", "harness", "benchmarks", "jax_impl", "torch_ref")),
@@ -31,3 +31,13 @@ def test_import_does_not_load(package):
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"importing {package} loaded {proc.stdout.strip()}"
+
+
+def test_tensorboard_logs_load_no_framework(tmp_path):
+    """tensorboardX would import PyTorch if it could: a JAX run's event files must not load it."""
+    code = (f"from pathlib import Path\nfrom harness.tensorboard import RunBoard\n"
+            f"board = RunBoard(Path({str(tmp_path)!r}), {{'model': 'cnn'}})\nboard.interval(1, 0.5, 1e-3)\n"
+            "board.close()\nimport sys\nprint(','.join(m for m in ('torch', 'jax') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "" and list(tmp_path.glob("events.out.tfevents.*")), proc.stdout

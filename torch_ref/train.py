@@ -37,7 +37,7 @@ from mnist_common.checkpointing import CheckpointError, Checkpointing, Progress
 from mnist_common.epochs import Epochs, WarmUp
 from mnist_common.interrupt import STOP
 from mnist_common.processes import World
-from mnist_common.progress import EpochProgress
+from mnist_common.progress import EpochProgress, speaker
 from torch_ref import compiled, parallel
 from torch_ref.augment import shift_images
 from torch_ref.optim import make_optimizer
@@ -282,8 +282,10 @@ def train_epoch(step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], data
                 compiling_steps += 1
             else:
                 warm = WarmUp(first_step_s, compiling_s, now, compiling_steps)
+                if compiled_step:
+                    progress.say(f"compiled the training step in {compiling_s:.1f} s ({compiling_steps} steps)")
         done = i + 1
-        if progress.due(i, done):
+        if progress.due(i, done, by_time=across is None):  # (an all-reduce: every process must log alike)
             shown = loss_sum if across is None else across(loss_sum)
             progress.log(done, shown.item())  # a host sync, every log_every steps only
         if STOP.signum is not None:
@@ -310,6 +312,8 @@ def fit(
     log_every: int = 50,
     on_epoch: Callable[[EpochStats], None] | None = None,
     checkpointing: Checkpointing | None = None,
+    say: Callable[[str], None] | None = None,
+    on_log: Callable[[int, float, float | None], None] | None = None,
 ) -> FitResult:
     """Train ``model`` in place (on its current device); the same contract as ``jax_impl.train.fit``.
 
@@ -323,8 +327,10 @@ def fit(
     backward, and the optimizer's update, through ``torch.compile`` (``torch_ref.compiled``);
     ``config.channels_last``: the model and batches in channels-last memory format.
     ``on_epoch`` is called with each epoch's stats as it ends (by default, with
-    ``progress``, one line is printed). ``checkpointing`` keeps checkpoints
-    (``torch_ref.checkpoint``) and, with ``resume``, continues from the newest. In a
+    ``progress``, one line is printed); ``say`` with the lines about compiling (``torch.compile``: when it starts
+    and how long it took; by default printed with ``progress``); ``on_log(step, loss, lr)`` at every progress log
+    (every ``log_every`` steps or second) with the mean training loss since the last. ``checkpointing`` keeps
+    checkpoints (``torch_ref.checkpoint``) and, with ``resume``, continues from the newest. In a
     process group (``torch_ref.parallel.initialize``) the model trains as a DDP replica
     on this process's rows of each batch, losses are averaged over the processes, only
     process 0 writes checkpoints and every process restores them. Raises
@@ -335,11 +341,11 @@ def fit(
     with as_found(model):  # its mode and memory format back, however fit ends
         return _fit(model, images, labels, config, orders=orders, shifts=shifts, val_images=val_images,
                     val_labels=val_labels, optimizer=optimizer, task=task, progress=progress, log_every=log_every,
-                    on_epoch=on_epoch, checkpointing=checkpointing)
+                    on_epoch=on_epoch, checkpointing=checkpointing, say=say, on_log=on_log)
 
 
 def _fit(model, images, labels, config, *, orders, shifts, val_images, val_labels, optimizer, task, progress,
-         log_every, on_epoch, checkpointing) -> FitResult:
+         log_every, on_epoch, checkpointing, say, on_log) -> FitResult:
     n = len(images)
     if len(labels) != n:
         raise ValueError(f"{n} images but {len(labels)} labels")
@@ -404,12 +410,17 @@ def _fit(model, images, labels, config, *, orders, shifts, val_images, val_label
         return train_step(loss_fn, opt, opt_step, sched, x, y)
 
     compile_time = 0.0  # (the training step compiles as it runs: its first steps, timed in the first epoch)
+    say = speaker("torch", say, progress)
+    if mode != "none":
+        say(f"compiling (torch.compile, mode {mode}): " + ("the evaluation step now, " if val_images is not None
+                                                            else "") + "the training step in its first steps")
     if val_images is not None and mode != "none":  # the evaluation graph, compiled before the clock starts
         t0 = time.perf_counter()
         first = min(config.eval_batch_size, len(x_val))
         _outputs(model, task, x_val[:first], y_val[:first], config.eval_batch_size, **evaluation)
         synchronize(device)
         compile_time = time.perf_counter() - t0
+        say(f"compiled the evaluation step in {compile_time:.1f} s")
 
     def save(kept: Progress) -> None:
         checkpointer.save(model, opt, sched, kept, steps)
@@ -423,7 +434,7 @@ def _fit(model, images, labels, config, *, orders, shifts, val_images, val_label
 
     epochs = Epochs("torch", config, steps, done_before=done_before, checkpointing=checkpointing,
                     save=save if checkpointer is not None else None, lr_at=lr_at, on_epoch=on_epoch,
-                    progress=progress, log_every=log_every)
+                    progress=progress, log_every=log_every, say=say, on_log=on_log)
     warm = None
     model.train()
     for epoch, start in epochs:
@@ -456,4 +467,5 @@ def _fit(model, images, labels, config, *, orders, shifts, val_images, val_label
                      compile_time_s=compile_time + warm.compiling_s, warmup_time_s=warm.first_step_s,
                      steps_per_epoch=steps, batch_size=batch_size, devices=processes, processes=processes,
                      compiled_steps=warm.compiling_steps,
-                     recompilations=(compiled.compilations() - warm.compilations) if mode != "none" else 0)
+                     recompilations=(compiled.compilations() - warm.compilations) if mode != "none" else 0,
+                     resumed_from=epochs.resumed_from)

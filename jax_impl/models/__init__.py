@@ -9,10 +9,11 @@ fast paths of ``jax_impl.kernels`` (same parameters, same values).
 
 from jax_impl.models.alexnet import AlexNet
 from jax_impl.models.cnn import CNN, count_params
-from jax_impl.models.export import load, save
+from jax_impl.models.export import load, load_weights, save
 from jax_impl.models.imagenet import MNISTClassifier
 from jax_impl.models.vgg import VGG16
 from jax_impl.models.vit import VARIANTS as VIT_VARIANTS
 from jax_impl.models.vit import ViT
 
-__all__ = ["AlexNet", "CNN", "MNISTClassifier", "VGG16", "ViT", "VIT_VARIANTS", "count_params", "load", "save"]
+__all__ = ["AlexNet", "CNN", "MNISTClassifier", "VGG16", "ViT", "VIT_VARIANTS", "count_params", "load", "load_weights",
+           "save"]

@@ -13,7 +13,8 @@ from safetensors.numpy import load_file, save_file
 from jax_impl.models.cnn import CNN
 from jax_impl.models.layout import ConversionError, from_canonical, to_canonical
 from jax_impl.models.vit import ViT
-from mnist_common.export import WEIGHTS_FILE, ExportError, read_config, torchvision_config, write_config
+from mnist_common.export import (WEIGHTS_FILE, ExportError, check_fits, read_config, torchvision_config,
+                                  write_config)
 from mnist_common.files import write_via
 
 
@@ -48,15 +49,27 @@ def load(directory: str | os.PathLike, *, kernels: str = "auto", dtype=None) -> 
     """The exported model in ``directory`` as a Flax model in evaluation mode (weights checked by SHA-256)."""
 
     config = read_config(directory)
-    weights = Path(directory) / WEIGHTS_FILE
     shape = dict(num_classes=config["num_classes"], image_size=config["image_size"], kernels=kernels, dtype=dtype,
                  rngs=nnx.Rngs(0))
     model = ViT(config["variant"], **shape) if config["model"] == "vit" else CNN(**shape)
+    load_weights(model, directory, config)
+    model.eval()
+    return model
+
+
+def load_weights(model: CNN | ViT, directory: str | os.PathLike, config: dict | None = None) -> dict:
+    """Set ``model``'s parameters from the exported model in ``directory`` (either framework's), checked to be this
+    architecture first (``mnist_common.export.check_fits``); return its config. The rest of the model (its dropout
+    stream, kernels, dtype and mode) stays as it was built: a warm start keeps its own seed's randomness."""
+    config = config or read_config(directory)
+    check_fits(config, directory, model="vit" if isinstance(model, ViT) else "cnn",
+               variant=model.variant if isinstance(model, ViT) else None, num_classes=model.num_classes,
+               image_size=model.image_size)
+    weights = Path(directory) / WEIGHTS_FILE
     try:
         from_canonical(model, load_file(str(weights)), source=str(weights))
     except (SafetensorError, OSError) as err:
         raise ExportError(f"{weights}: not a readable safetensors file ({err})") from None
     except ConversionError as err:
         raise ExportError(str(err)) from None
-    model.eval()
-    return model
+    return config

@@ -1,4 +1,5 @@
-"""The default run at the cpu preset reaches the study's accuracy in both frameworks (minutes: slow)."""
+"""The default run at the cpu preset reaches the study's accuracy in both frameworks, and reads photographed digits
+about as well (minutes: slow)."""
 
 from __future__ import annotations
 
@@ -17,3 +18,8 @@ def test_cpu_preset_reaches_99_percent_in_both_frameworks(tmp_path):
     for run in runs:
         assert run["test_accuracy"] >= 0.99, (run["framework"], run["test_accuracy"])
         assert run["test_macro_f1"] >= 0.99
+    proc = run_cli(str(tmp_path / "models" / "cnn-jax-seed0"), "--count", "1000", "--sizes", "200",
+                   module="benchmarks.photos", timeout=1800)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split(" | ") for line in proc.stdout.splitlines() if line.startswith("| ") and "style" not in line]
+    assert len(rows) == 6 and all(float(row[2].rstrip(" |")) >= 95 for row in rows), proc.stdout

@@ -98,3 +98,16 @@ def test_one_declaration_is_a_flag_a_check_a_training_setting_and_a_record_field
     assert s.record("jax")["beta2"] == 0.99 and s.as_dict()["beta2"] == 0.99
     with pytest.raises(ConfigError, match=r"beta2 must be in \[0, 1\), got 1.5"):
         WithBeta2(model="cnn", beta2=1.5)
+
+
+def test_weights_naming_a_folder_start_a_cnn_or_vit_and_files_stay_the_torchvision_models(tmp_path):
+    assert resolve("cnn", "smoke", {"weights": str(tmp_path)}).weights == str(tmp_path)
+    state = tmp_path / "w.pt"
+    state.write_bytes(b"")
+    assert resolve("cnn", "smoke", {"weights": str(state)}, strict=False).weights is None  # for the others
+    assert resolve("vgg16", "smoke", {"weights": str(state)}, strict=False).weights == str(state)
+    assert resolve("cnn", "smoke", {"weights": "pretrained"}, strict=False).weights is None
+    with pytest.raises(ConfigError, match="is a file, not a model folder"):
+        resolve("cnn", "smoke", {"weights": str(state)})
+    with pytest.raises(ConfigError, match="no such model folder"):
+        resolve("vit", "smoke", {"weights": str(tmp_path / "nothing")})

@@ -10,7 +10,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mnist_common.export import WEIGHTS_FILE, ExportError, read_config, write_config
+from mnist_common.export import WEIGHTS_FILE, ExportError, check_fits, read_config, write_config
 from mnist_common.files import write_via
 from torch_ref.models.cnn import CNN
 from torch_ref.models.vit import ViT
@@ -32,9 +32,22 @@ def load(directory: str | os.PathLike, *, device=None) -> nn.Module:
     """The exported model in ``directory`` as a PyTorch model in evaluation mode (weights checked by SHA-256)."""
 
     config = read_config(directory)
-    weights = Path(directory) / WEIGHTS_FILE
     shape = dict(num_classes=config["num_classes"], image_size=config["image_size"])
     model = ViT(config["variant"], **shape) if config["model"] == "vit" else CNN(**shape)
+    load_weights(model, directory, config)
+    model.eval()
+    return model.to(device) if device is not None else model
+
+
+def load_weights(model: CNN | ViT, directory: str | os.PathLike, config: dict | None = None) -> dict:
+    """Set ``model``'s parameters from the exported model in ``directory`` (either framework's), checked to be this
+    architecture first (``mnist_common.export.check_fits``); return its config. The model keeps its device, mode
+    and everything else it was built with: a warm start keeps its own seed's randomness."""
+    config = config or read_config(directory)
+    check_fits(config, directory, model="vit" if isinstance(model, ViT) else "cnn",
+               variant=model.variant if isinstance(model, ViT) else None, num_classes=model.num_classes,
+               image_size=model.image_size)
+    weights = Path(directory) / WEIGHTS_FILE
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as err:
@@ -47,5 +60,4 @@ def load(directory: str | os.PathLike, *, device=None) -> nn.Module:
                  else f"{wrong[0]} {tuple(state[wrong[0]].shape)} vs {tuple(own[wrong[0]].shape)}")
         raise ExportError(f"{weights} does not fit {type(model).__name__}: {first}")
     model.load_state_dict(state)
-    model.eval()
-    return model.to(device) if device is not None else model
+    return config
