@@ -137,11 +137,19 @@ class JaxBackend:
         if spec.finetune:
             return self._build_port(spec, settings, dtype, progress)
         args = (settings.variant,) if settings.variant else ()
-        model = import_object(spec.jax)(*args, kernels=settings.kernels, dtype=dtype, rngs=self.nnx.Rngs(settings.seed))
-        if settings.weights not in (None, "none"):  # a warm start: the exported weights, this seed's dropout
-            from jax_impl.models import load_weights
 
-            model.weights_info = WarmStart.of(settings.weights, load_weights(model, settings.weights))
+        def make():
+            return import_object(spec.jax)(*args, kernels=settings.kernels, dtype=dtype,
+                                           rngs=self.nnx.Rngs(settings.seed))
+
+        if settings.weights in (None, "none"):
+            return make()
+        from jax_impl.models import load_weights  # a warm start: the exported weights, this seed's dropout stream
+        from jax_impl.models.init import check_weights_set, without_weights
+
+        model = without_weights(make)
+        model.weights_info = WarmStart.of(settings.weights, load_weights(model, settings.weights))
+        check_weights_set(model)
         return model
 
     def _build_port(self, spec: ModelSpec, settings: Settings, dtype, progress: bool):

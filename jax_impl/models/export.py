@@ -11,6 +11,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from jax_impl.models.cnn import CNN
+from jax_impl.models.init import check_weights_set, without_weights
 from jax_impl.models.layout import ConversionError, from_canonical, to_canonical
 from jax_impl.models.vit import ViT
 from mnist_common.export import (WEIGHTS_FILE, ExportError, check_fits, read_config, torchvision_config,
@@ -49,10 +50,11 @@ def load(directory: str | os.PathLike, *, kernels: str = "auto", dtype=None) -> 
     """The exported model in ``directory`` as a Flax model in evaluation mode (weights checked by SHA-256)."""
 
     config = read_config(directory)
-    shape = dict(num_classes=config["num_classes"], image_size=config["image_size"], kernels=kernels, dtype=dtype,
-                 rngs=nnx.Rngs(0))
-    model = ViT(config["variant"], **shape) if config["model"] == "vit" else CNN(**shape)
+    shape = dict(num_classes=config["num_classes"], image_size=config["image_size"], kernels=kernels, dtype=dtype)
+    model = without_weights(lambda: ViT(config["variant"], **shape, rngs=nnx.Rngs(0)) if config["model"] == "vit"
+                            else CNN(**shape, rngs=nnx.Rngs(0)))
     load_weights(model, directory, config)
+    check_weights_set(model)
     model.eval()
     return model
 

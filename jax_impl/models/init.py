@@ -9,9 +9,14 @@ weights are converted across frameworks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+M = TypeVar("M", bound=nnx.Module)
 
 #: uniform(+-sqrt(3 * scale / fan_in)) with scale 1/3 == uniform(+-1/sqrt(fan_in)).
 #: Fan-in follows Flax's layouts: HWIO conv kernels, (in, out) dense kernels.
@@ -26,3 +31,27 @@ def torch_default_bias_init(fan_in: int):
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
     return init
+
+
+def without_weights(make: Callable[[], M]) -> M:
+    """What ``make()`` builds, its parameters left as shapes and dtypes (``nnx.eval_shape``) and the rest of its
+    state (random streams and their counts) exactly as ``make()`` sets it. For a model whose every parameter is set
+    next (an exported model loaded, a warm start): drawing weights only to replace them costs seconds of small
+    compilations on a CPU, this a tenth of a second. Setting them is the caller's part (:func:`check_weights_set`)."""
+    built = {}
+
+    def rest():  # one trace: the structure and the parameters' shapes kept, the rest computed
+        graphdef, params, others = nnx.split(make(), nnx.Param, ...)
+        built["graphdef"] = graphdef
+        built["params"] = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(params))
+        return others  # (the weights' draws are not returned: dead code to XLA)
+
+    others = jax.jit(rest)()
+    return nnx.merge(built["graphdef"], built["params"], others)
+
+
+def check_weights_set(model: nnx.Module) -> None:
+    """ValueError naming the first parameter of a :func:`without_weights` model that no weights were set for."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(nnx.state(model)):
+        if isinstance(leaf, jax.ShapeDtypeStruct):
+            raise ValueError(f"{jax.tree_util.keystr(path)} was never set")

@@ -160,10 +160,16 @@ def flax_params(model) -> dict[str, np.ndarray]:
     return {".".join(map(str, p)): np.array(v.get_value()) for p, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
 
 
+def flax_shapes(model) -> dict[str, tuple[int, ...]]:
+    """``{dotted path: shape}`` of the model's ``nnx.Param`` leaves (of a model built without weights too)."""
+    return {".".join(map(str, p)): tuple(v.get_value().shape) for p, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+
+
 def set_flax_params(model, values: dict[str, np.ndarray]) -> None:
+    """Set the ``nnx.Param`` leaves named in ``values`` (dotted paths), each in its own dtype; the rest stay."""
     flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
-    updated = [(p, v.replace(jnp.array(values[".".join(map(str, p))], dtype=v.get_value().dtype, copy=True)))
-               for p, v in flat]
+    updated = [(p, v.replace(jnp.array(values[key], dtype=v.get_value().dtype, copy=True)))
+               for p, v in flat if (key := ".".join(map(str, p))) in values]
     nnx.update(model, nnx.from_flat_state(updated))
 
 
@@ -178,18 +184,18 @@ def from_canonical(model, arrays: dict[str, np.ndarray], source: str = "the weig
     """Set the model's parameters from ``{PyTorch key: array}``; keys and shapes are checked first. The PyTorch
     keys in ``keep`` are left as the model has them (and must not be in ``arrays``): a new head, say."""
     rows = [r for r in table(model) if r.torch not in keep]
-    present = flax_params(model)
+    present = flax_shapes(model)
     missing = [r.torch for r in rows if r.torch not in arrays]
     unexpected = sorted(set(arrays) - {r.torch for r in rows})
     if missing or unexpected:
         first = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
         raise ConversionError(f"{source} do not fit {type(model).__name__}: {len(missing)} missing, "
                               f"{len(unexpected)} unexpected key(s) ({first})")
-    values = dict(present)
+    values = {}
     for row in rows:
         value = torch_to_flax_array(row, np.asarray(arrays[row.torch]))
-        if value.shape != present[row.flax].shape:
+        if value.shape != present[row.flax]:
             raise ConversionError(f"{source}: {row.torch} {np.shape(arrays[row.torch])} does not fit "
-                                  f"{row.flax} {present[row.flax].shape} (rule {row.rule})")
+                                  f"{row.flax} {present[row.flax]} (rule {row.rule})")
         values[row.flax] = value
     set_flax_params(model, values)

@@ -80,6 +80,7 @@ def test_a_colour_photo_reads_like_its_grey_copy(tmp_path, mnist):
     assert read_grey(tmp_path / "colour.png").shape == (200, 200)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # (100 iterations: enough here)
 def test_a_classifier_reads_photographs_about_as_well_as_the_test_set(mnist):
     """A linear classifier (trained in seconds) loses at most 3 points on 300 photographed digits, in every style
     (a linear model is thrown by a shift of one pixel that a CNN shrugs off: the trained CNN's own figure is in the
