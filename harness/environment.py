@@ -150,7 +150,8 @@ def _own_cpu_s() -> float:
 
 
 def _live_children_cpu_s() -> float:
-    """CPU seconds of this process's live descendants, from ``/proc`` (0 where there is none)."""
+    """CPU seconds of this process's live descendants and of their finished children, from ``/proc`` (0 where
+    there is none)."""
     try:
         parents = {}
         for entry in os.scandir("/proc"):
@@ -160,7 +161,8 @@ def _live_children_cpu_s() -> float:
                         fields = f.read().rsplit(")", 1)[1].split()
                 except OSError:
                     continue
-                parents[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])))
+                # utime, stime, and cutime, cstime: its own and its finished children's (a compile worker's)
+                parents[int(entry.name)] = (int(fields[1]), sum(int(v) for v in fields[11:15]))
     except OSError:
         return 0.0
     mine, total, grew = {os.getpid()}, 0, True

@@ -16,8 +16,13 @@ noise, margins):
 4. stretch the contrast robustly: what is left of the paper (its median and
    spread) becomes black, the ink's 99th percentile white;
 5. crop to the digit: connected marks weaker than a tenth of the strongest are
-   specks, and marks touching the picture's edge (a table, a paper edge) are
-   margins when anything else is left;
+   specks, and marks running along a third of one of the picture's sides (a
+   table, a paper edge) are margins when anything else is left. A picture
+   cropped tightly to its digit (strokes crossing two opposite sides), or one
+   whose digit reaches its edge or is not found, is read again laid in a margin
+   of its paper (the border's median), since the levelling takes strokes that
+   run into the edge for paper; where that digit reaches the picture's edge,
+   it is the one used;
 6. resize that crop so its longer side is 20 pixels (Lanczos), aspect kept,
    its brightest pixel made white;
 7. place it in a black 28x28 frame with its centre of mass at (14, 14).
@@ -139,6 +144,14 @@ WINDOW = 1 / 4
 STROKE = 0.25
 #: Marks whose ink is below this fraction of the strongest mark's are specks, not part of the digit.
 SPECK = 0.1
+#: A mark covering this share of one side of the picture runs along its edge: a margin (a table, the paper's edge),
+#: where a digit cropped tightly touches its picture's sides at a few points only.
+ALONG_EDGE = 1 / 3
+#: A picture's side is crossed by a stroke where a pixel on it is this far from the paper towards the ink (a fifth:
+#: the faint edge of an anti-aliased stroke, five times a photograph's pixel noise).
+TOUCH = 0.2
+#: The paper margin laid around a picture for its second reading, as a share of its longer side.
+MARGIN = 1 / 3
 
 
 def to_mnist(grey: np.ndarray) -> np.ndarray:
@@ -148,7 +161,38 @@ def to_mnist(grey: np.ndarray) -> np.ndarray:
         border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
         digit = 1.0 - grey if np.median(border) > 0.5 else grey
         return np.round(np.clip(digit, 0, 1) * 255).astype(np.uint8)[..., None]
-    return frame(crop_to_digit(ink_map(grey)))
+    crop, reaches = crop_to_digit(ink_map(grey))
+    if reaches or not crop.any() or cropped_tightly(grey):
+        width = max(1, round(max(grey.shape) * MARGIN))
+        ink = ink_map(with_paper_margin(grey, width))
+        inset = round(width * ink.shape[0] / (grey.shape[0] + 2 * width))  # the ink map is a reduced copy
+        tight, reaches = crop_to_digit(ink, (inset, inset, ink.shape[0] - inset, ink.shape[1] - inset))
+        if reaches:
+            return frame(tight)
+    return frame(crop)
+
+
+def cropped_tightly(grey: np.ndarray) -> bool:
+    """Whether a picture is cropped to its digit's bounding box: strokes cross two opposite sides (a shadow darkens
+    two adjacent ones), none along nearly its whole length (a table or a shadow would). A stroke is a pixel
+    :data:`TOUCH` of the way from the paper (the border's median) to the ink (the 1st or 99th percentile, whichever
+    is farther from the paper)."""
+    paper = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+    darkest, lightest = np.percentile(grey, [1, 99])
+    extreme = darkest if paper - darkest > lightest - paper else lightest
+    if abs(paper - extreme) < 0.1:
+        return False
+    ink = (grey - paper) / (extreme - paper) > TOUCH
+    top, bottom, left, right = (side.mean() for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1]))
+    return ((top > 0 and bottom > 0) or (left > 0 and right > 0)) and max(top, bottom, left, right) < 0.9
+
+
+def with_paper_margin(grey: np.ndarray, width: int) -> np.ndarray:
+    """``grey`` inside a margin ``width`` pixels wide of its paper (its border's median): a digit cropped tightly
+    to its bounding box then lies on paper as a photographed one does, and its strokes that reach the picture's
+    edge are told from the paper as the others are."""
+    paper = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+    return np.pad(grey, width, constant_values=paper)
 
 
 def reduced(grey: np.ndarray, side: int) -> np.ndarray:
@@ -191,27 +235,37 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     return np.clip((signal - floor) / (top - floor), 0.0, 1.0)
 
 
-def crop_to_digit(ink: np.ndarray) -> np.ndarray:
-    """The digit's bounding box in an ink map (step 5 of the module's), everything else in it blacked out.
+def crop_to_digit(ink: np.ndarray, picture: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, bool]:
+    """The digit's bounding box in an ink map (step 5 of the module's), everything else in it blacked out, and
+    whether the digit's strokes reach the picture's edge.
 
+    ``picture`` is the box (top, left, bottom, right; bottom and right exclusive) of the picture itself in the
+    map, when the map holds a margin around it (default: the whole map): margins run along its sides.
     Marks are the connected strokes brighter than :data:`STROKE` (so that faint edges and paper texture do not
     join a digit to a margin), each kept with the soft edge around it."""
     labels, count = ndimage.label(ink > STROKE, structure=np.ones((3, 3)))
     if count == 0:
-        return ink
+        return ink, False
     index = np.arange(1, count + 1)
     mass = np.asarray(ndimage.sum_labels(ink, labels, index))
     keep = mass >= SPECK * mass.max()
-    edge = np.zeros(count + 1, bool)
-    edge[np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))] = True
-    inside = keep & ~edge[1:]
-    if inside.any():  # marks at the edge are margins (a table, the paper's edge) when the digit is elsewhere
+    top, left, bottom, right = picture or (0, 0, *ink.shape)
+    inner = labels[top:bottom, left:right]
+    band = max(2, round(max(inner.shape) / 50))  # a side's edge, a few pixels deep
+    along = np.zeros(count + 1, bool)
+    for side in (inner[:band], inner[-band:], inner[:, :band].T, inner[:, -band:].T):  # each [band, length]
+        for label in np.unique(side[side > 0]):
+            along[label] |= (side == label).any(axis=0).sum() >= ALONG_EDGE * side.shape[1]
+    inside = keep & ~along[1:]
+    if inside.any():  # marks along the edge are margins (a table, the paper's edge) when the digit is elsewhere
         keep = inside
-    near = ndimage.binary_dilation(np.isin(labels, index[keep]), structure=np.ones((3, 3)),
-                                   iterations=max(1, round(max(ink.shape) / 100)))
+    strokes = np.isin(labels, index[keep])
+    inner = strokes[top:bottom, left:right]
+    reaches = bool(inner[:band].any() or inner[-band:].any() or inner[:, :band].any() or inner[:, -band:].any())
+    near = ndimage.binary_dilation(strokes, structure=np.ones((3, 3)), iterations=max(1, round(max(ink.shape) / 100)))
     digit = np.where(near, ink, 0.0)
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
-    return digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], reaches
 
 
 def frame(crop: np.ndarray) -> np.ndarray:

@@ -96,6 +96,8 @@ class Settings(TrainConfig):
                 what = "is a folder, not a file" if Path(self.weights).is_dir() else "no such file"
                 raise ConfigError("weights", f"{self.weights}: {what} (expected {', '.join(WEIGHTS_CHOICES)} "
                                   "or a state-dict file)")
+        elif self.weights == "none":  # random initialisation, as when no weights are given
+            object.__setattr__(self, "weights", None)
         elif self.weights is not None and not Path(self.weights).is_dir():
             what = "is a file, not a model folder" if Path(self.weights).is_file() else "no such model folder"
             raise ConfigError("weights", f"{self.weights}: {what} (a {self.model} starts from an exported model "
@@ -158,6 +160,8 @@ def resolve(model: str, preset: str, overrides: Mapping[str, object] | None = No
     unknown = sorted(set(given) - set(OVERRIDABLE))
     if unknown:
         raise ConfigError(unknown[0], "is not a setting")
+    if given.get("weights") == "none" and not spec.finetune:
+        del given["weights"]  # a CNN's or ViT's random initialisation, its default
     for field in list(given):
         if applies(field, model) or field == "weights" and warm_start(model, given[field]):
             continue

@@ -391,7 +391,7 @@ def fit(
     for epoch, start in epochs:
         order, shift = epoch_tables(epoch)
         loss_sum = loss_start(epochs.loss_before(epoch, start))
-        bar = epochs.bar(epoch)
+        bar = epochs.bar(epoch, start)
         t0 = time.perf_counter()
         state, loss_sum, warm_up, done = train_epoch(
             calls, state, loss_sum, (x_train, y_train), order, shift, steps=steps, per_call=per_call,

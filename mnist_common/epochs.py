@@ -71,10 +71,12 @@ class Epochs:
         """What the steps of ``epoch`` before ``start`` summed to (a checkpoint's, when it stopped inside)."""
         return self.done_before.loss_sum if start else 0.0
 
-    def bar(self, epoch: int) -> EpochProgress:
+    def bar(self, epoch: int, start: int = 0) -> EpochProgress:
+        """``epoch``'s bar, from step ``start`` on (and the loss its steps before it summed to)."""
         on_log = None if self.on_log is None else (lambda step, loss: self.on_log(step, loss, self.lr_at(step - 1)))
         return EpochProgress(self.label, epoch, self.config.epochs, self.steps, self.config.batch_size,
-                             enabled=self.progress, log_every=self.log_every, say=self.say, on_log=on_log)
+                             enabled=self.progress, log_every=self.log_every, say=self.say, on_log=on_log,
+                             start=start, loss_before=self.loss_before(epoch, start))
 
     def elapsed(self, start: int, t0: float) -> float:
         """Seconds of the epoch so far: since ``t0``, plus what its steps before ``start`` took."""

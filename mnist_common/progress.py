@@ -30,15 +30,17 @@ def speaker(label: str, say: Callable[[str], None] | None, enabled: bool) -> Cal
 class EpochProgress:
     """One epoch's bar. The loop calls :meth:`log` with the summed loss when :meth:`due` says so
     (every ``log_every`` steps, every :data:`LOG_SECONDS` and at the end): the only times it reads the loss on the
-    host. ``say`` prints a line above the bar (``speaker``)."""
+    host. ``say`` prints a line above the bar (``speaker``). An epoch resumed inside begins at step ``start``,
+    its steps before it having summed to ``loss_before``: the first log's mean is over the steps since then."""
 
     def __init__(self, label: str, epoch: int, epochs: int, steps: int, batch_size: int, *, enabled: bool,
                  log_every: int, say: Callable[[str], None] = lambda text: None,
-                 on_log: Callable[[int, float], None] | None = None):
+                 on_log: Callable[[int, float], None] | None = None, start: int = 0, loss_before: float = 0.0):
         self.label, self.epoch, self.steps, self.batch_size = label, epoch, steps, batch_size
         self.log_every, self.say, self.on_log = max(1, log_every), say, on_log
-        self.bar = tqdm(total=steps, desc=f"{label:<5} epoch {epoch + 1}/{epochs}", disable=not enabled, leave=False)
-        self.logged, self.t_logged, self.sum_logged = 0, time.perf_counter(), 0.0
+        self.bar = tqdm(total=steps, initial=start, desc=f"{label:<5} epoch {epoch + 1}/{epochs}",
+                        disable=not enabled, leave=False)
+        self.logged, self.t_logged, self.sum_logged = start, time.perf_counter(), loss_before
 
     def due(self, before: int, done: int, *, by_time: bool = True) -> bool:
         """Whether the steps from ``before`` to ``done`` crossed a logging point, ended the epoch, or (``by_time``)

@@ -442,7 +442,7 @@ def _fit(model, images, labels, config, *, orders, shifts, val_images, val_label
             torch.manual_seed(int(np.random.SeedSequence([config.seed, rank, epoch]).generate_state(1)[0]))
         order, shift = epoch_tables(epoch)
         loss_sum = epochs.loss_before(epoch, start)
-        bar = epochs.bar(epoch)
+        bar = epochs.bar(epoch, start)
         synchronize(device)
         t0 = time.perf_counter()
         loss_sum, warm_up, done = train_epoch(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 from report_records import sample_results
 
-from harness.environment import BUSY_SHARE, MachineLoad, busy_machine
+from harness.environment import BUSY_SHARE, MachineLoad, _live_children_cpu_s, busy_machine
 from harness.report.compare import caveats, compare
 
 
@@ -52,6 +54,23 @@ def test_the_machine_load_counts_other_processes_not_this_one():
     seen = load.end()
     assert seen["other_cpu_share"] is not None and 0 <= seen["other_cpu_share"] <= 1
     assert seen["load_average"] is not None and len(seen["load_average"]) == 2
+
+
+BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+
+
+def test_a_live_childs_finished_children_are_this_runs_own_time():
+    """A compile worker's processes (a grandchild that has ended, reaped by its live parent) are counted as this
+    run's CPU time, not as another process's."""
+    parent = f"import subprocess, sys, time\nsubprocess.run([sys.executable, '-c', {BURN!r}])\nprint(1, flush=True)\n" \
+             "time.sleep(60)"
+    before = _live_children_cpu_s()
+    with subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE) as child:
+        try:
+            child.stdout.readline()  # the grandchild has burned its 0.5 CPU seconds and ended
+            assert _live_children_cpu_s() - before >= 0.45
+        finally:
+            child.kill()
 
 
 def test_sibling_workers_are_not_a_busy_machine():

@@ -96,3 +96,22 @@ def test_a_classifier_reads_photographs_about_as_well_as_the_test_set(mnist):
     for name, style in STYLES.items():
         photos = photographs(digits[..., 0], style, 96, seed=0)
         assert accuracy(np.stack([from_pixels(p) for p in photos])) >= as_mnist - 3, name
+
+
+def _cropped_tightly(digit: np.ndarray, dark: bool) -> np.ndarray:
+    """An MNIST digit cut to its strokes' bounding box, enlarged 8 times: a digit drawn or scanned and cropped."""
+    rows, cols = np.flatnonzero(digit.any(1)), np.flatnonzero(digit.any(0))
+    crop = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    crop = np.asarray(Image.fromarray(crop).resize((crop.shape[1] * 8, crop.shape[0] * 8), Image.BICUBIC))
+    return 255 - crop if dark else crop
+
+
+@pytest.mark.parametrize("dark", [True, False], ids=["dark on light", "light on dark"])
+def test_a_digit_cropped_to_its_strokes_is_read_whole(dark, mnist):
+    """Strokes that reach the picture's edge are the digit's, not paper or a margin: no digit comes back blank or
+    cut (a digit that fills its picture, a 1, once did; and one whose pieces touch the edges lost them)."""
+    digits = mnist.test_images[:120, :, :, 0]
+    converted = np.stack([from_pixels(_cropped_tightly(d, dark)) for d in digits])
+    likeness = _likeness(converted, digits)
+    assert converted.reshape(len(digits), -1).max(1).min() == 255
+    assert likeness.mean() > 0.93 and likeness.min() > 0.5, np.round(np.sort(likeness)[:5], 2)

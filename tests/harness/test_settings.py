@@ -38,9 +38,9 @@ def test_every_preset_names_declared_settings_only_and_resolves():
 
 def test_settings_that_do_not_apply_are_errors_for_one_model_and_dropped_for_several():
     with pytest.raises(ConfigError, match="does not apply to cnn") as err:
-        resolve("cnn", "smoke", {"weights": "none"})
+        resolve("cnn", "smoke", {"weights": "auto"})
     assert err.value.field == "weights"
-    assert resolve("cnn", "smoke", {"weights": "none", "variant": "tiny/4"}, strict=False).weights is None
+    assert resolve("cnn", "smoke", {"weights": "auto", "variant": "tiny/4"}, strict=False).weights is None
     assert resolve("vit", "smoke", {"variant": "tiny/4"}, strict=False).variant == "tiny/4"
     assert resolve("faster_rcnn", "smoke", {"variant": "tiny/4"}, strict=False).variant == "mobilenet_v3_large_320_fpn"
     with pytest.raises(ConfigError, match="no variants"):
@@ -111,3 +111,12 @@ def test_weights_naming_a_folder_start_a_cnn_or_vit_and_files_stay_the_torchvisi
         resolve("cnn", "smoke", {"weights": str(state)})
     with pytest.raises(ConfigError, match="no such model folder"):
         resolve("vit", "smoke", {"weights": str(tmp_path / "nothing")})
+
+
+def test_weights_none_is_a_cnn_or_vits_random_initialisation_as_documented():
+    for model in ("cnn", "vit"):
+        assert resolve(model, "smoke", {"weights": "none"}).weights is None
+        assert Settings(model=model, weights="none").weights is None
+    assert resolve("vgg16", "smoke", {"weights": "none"}).weights == "none"
+    with pytest.raises(ConfigError, match="does not apply to cnn"):
+        resolve("cnn", "smoke", {"weights": "pretrained"})

@@ -54,6 +54,19 @@ def test_a_run_resumed_inside_an_epoch_starts_at_its_step_with_what_it_had():
     assert [h.epoch for h in e.history] == [1]
 
 
+def test_a_resumed_epochs_first_log_is_the_mean_of_its_new_steps_only():
+    """The steps before the checkpoint summed to 3.0 over 6 steps; the next 2 add 0.2 each: the first logged loss
+    (a TensorBoard point) is 0.2, at the run's step 18 (epoch 1 of 10 steps an epoch, step 8)."""
+    logged = []
+    before = Progress(epoch=1, step=6, loss_sum=3.0, epoch_time_s=1.5, history=())
+    e, *_ = _epochs(done_before=before, progress=False, on_log=lambda step, loss, lr: logged.append((step, loss)))
+    bar = e.bar(1, 6)
+    bar.log(8, 3.0 + 0.4)
+    bar.log(10, 3.4 + 1.0)
+    bar.close()
+    assert logged == [(18, pytest.approx(0.2)), (20, pytest.approx(0.5))]
+
+
 def test_a_signal_inside_an_epoch_keeps_where_it_is_then_stops():
     e, saved, _, stopped = _epochs()
     STOP.request(signal.SIGTERM)
