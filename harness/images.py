@@ -150,6 +150,9 @@ ALONG_EDGE = 1 / 3
 #: A picture's side is crossed by a stroke where a pixel on it is this far from the paper towards the ink (a fifth:
 #: the faint edge of an anti-aliased stroke, five times a photograph's pixel noise).
 TOUCH = 0.2
+#: A side is inked along nearly its whole length (a table's edge, a shadow) where this share of it is: such a
+#: picture is not a tight crop of its digit, whose strokes cross a side and leave paper beside them.
+ACROSS = 0.9
 #: The paper margin laid around a picture for its second reading, as a share of its longer side.
 MARGIN = 1 / 3
 
@@ -158,8 +161,7 @@ def to_mnist(grey: np.ndarray) -> np.ndarray:
     """Grey values in [0, 1], any size -> uint8 ``[28, 28, 1]``, a light digit on black, MNIST's framing (the
     steps are the module's)."""
     if grey.shape == (SIDE, SIDE):  # already an MNIST-sized digit: only its polarity is MNIST's
-        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-        digit = 1.0 - grey if np.median(border) > 0.5 else grey
+        digit = 1.0 - grey if np.median(border(grey)) > 0.5 else grey
         return np.round(np.clip(digit, 0, 1) * 255).astype(np.uint8)[..., None]
     crop, reaches = crop_to_digit(ink_map(grey))
     if reaches or not crop.any() or cropped_tightly(grey):
@@ -172,26 +174,31 @@ def to_mnist(grey: np.ndarray) -> np.ndarray:
     return frame(crop)
 
 
+def border(grey: np.ndarray) -> np.ndarray:
+    """The pixels along a picture's four sides (where its paper shows, unless cropped tightly)."""
+    return np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+
+
 def cropped_tightly(grey: np.ndarray) -> bool:
     """Whether a picture is cropped to its digit's bounding box: strokes cross two opposite sides (a shadow darkens
-    two adjacent ones), none along nearly its whole length (a table or a shadow would). A stroke is a pixel
+    two adjacent ones), none along :data:`ACROSS` of a side or more (a table or a shadow would). A stroke is a pixel
     :data:`TOUCH` of the way from the paper (the border's median) to the ink (the 1st or 99th percentile, whichever
     is farther from the paper)."""
-    paper = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+    paper = np.median(border(grey))
     darkest, lightest = np.percentile(grey, [1, 99])
     extreme = darkest if paper - darkest > lightest - paper else lightest
     if abs(paper - extreme) < 0.1:
         return False
     ink = (grey - paper) / (extreme - paper) > TOUCH
     top, bottom, left, right = (side.mean() for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1]))
-    return ((top > 0 and bottom > 0) or (left > 0 and right > 0)) and max(top, bottom, left, right) < 0.9
+    return ((top > 0 and bottom > 0) or (left > 0 and right > 0)) and max(top, bottom, left, right) < ACROSS
 
 
 def with_paper_margin(grey: np.ndarray, width: int) -> np.ndarray:
     """``grey`` inside a margin ``width`` pixels wide of its paper (its border's median): a digit cropped tightly
     to its bounding box then lies on paper as a photographed one does, and its strokes that reach the picture's
     edge are told from the paper as the others are."""
-    paper = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+    paper = np.median(border(grey))
     return np.pad(grey, width, constant_values=paper)
 
 
@@ -213,7 +220,7 @@ def dark_ink(grey: np.ndarray) -> bool:
     darker, lighter = middle - np.percentile(small, 1), np.percentile(small, 99) - middle
     if abs(darker - lighter) > 0.1 * max(darker, lighter, 1e-6):
         return bool(darker > lighter)
-    return bool(np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])) > 0.5)
+    return bool(np.median(border(grey)) > 0.5)
 
 
 def ink_map(grey: np.ndarray) -> np.ndarray:
@@ -250,18 +257,21 @@ def crop_to_digit(ink: np.ndarray, picture: tuple[int, int, int, int] | None = N
     mass = np.asarray(ndimage.sum_labels(ink, labels, index))
     keep = mass >= SPECK * mass.max()
     top, left, bottom, right = picture or (0, 0, *ink.shape)
-    inner = labels[top:bottom, left:right]
-    band = max(2, round(max(inner.shape) / 50))  # a side's edge, a few pixels deep
+    band = max(2, round(max(bottom - top, right - left) / 50))  # a side's edge, a few pixels deep
+
+    def sides(a: np.ndarray) -> tuple[np.ndarray, ...]:  # the picture's four edge bands of ``a``, each [band, length]
+        a = a[top:bottom, left:right]
+        return a[:band], a[-band:], a[:, :band].T, a[:, -band:].T
+
     along = np.zeros(count + 1, bool)
-    for side in (inner[:band], inner[-band:], inner[:, :band].T, inner[:, -band:].T):  # each [band, length]
+    for side in sides(labels):
         for label in np.unique(side[side > 0]):
             along[label] |= (side == label).any(axis=0).sum() >= ALONG_EDGE * side.shape[1]
     inside = keep & ~along[1:]
     if inside.any():  # marks along the edge are margins (a table, the paper's edge) when the digit is elsewhere
         keep = inside
     strokes = np.isin(labels, index[keep])
-    inner = strokes[top:bottom, left:right]
-    reaches = bool(inner[:band].any() or inner[-band:].any() or inner[:, :band].any() or inner[:, -band:].any())
+    reaches = any(side.any() for side in sides(strokes))
     near = ndimage.binary_dilation(strokes, structure=np.ones((3, 3)), iterations=max(1, round(max(ink.shape) / 100)))
     digit = np.where(near, ink, 0.0)
     rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))

@@ -148,7 +148,7 @@ def resolve(model: str, preset: str, overrides: Mapping[str, object] | None = No
 
     ``strict`` (one model): an override that does not apply to ``model`` (``weights``
     ``pretrained`` or a file for the CNN, whose ``weights`` can only name an exported model
-    folder: :func:`warm_start`) is an error; otherwise (several models share the
+    folder, :func:`warm_start`, or be none, its random start) is an error; otherwise (several models share the
     overrides) it is left out for this model. Raises :class:`~mnist_common.ConfigError`.
     """
     if model not in MODELS:
@@ -160,10 +160,8 @@ def resolve(model: str, preset: str, overrides: Mapping[str, object] | None = No
     unknown = sorted(set(given) - set(OVERRIDABLE))
     if unknown:
         raise ConfigError(unknown[0], "is not a setting")
-    if given.get("weights") == "none" and not spec.finetune:
-        del given["weights"]  # a CNN's or ViT's random initialisation, its default
     for field in list(given):
-        if applies(field, model) or field == "weights" and warm_start(model, given[field]):
+        if applies(field, model) or field == "weights" and (given[field] == "none" or warm_start(model, given[field])):
             continue
         if strict and field == "weights" and Path(given[field]).is_file():
             raise ConfigError(field, f"{given[field]}: is a file, not a model folder (a {model} starts from an "

@@ -129,7 +129,7 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--model", "faster_rcnn"], "no JAX port: use --framework torch"),
     (["--model", "cnn,faster_rcnn"], "faster_rcnn is a torchvision model with no JAX port"),
     (["--model", "vgg16", "--kernels", "tuned"], "--kernels does not apply to vgg16"),
-    (["--model", "cnn", "--weights", "none"], "--weights does not apply to cnn"),
+    (["--model", "cnn", "--weights", "pretrained"], "--weights does not apply to cnn"),
     (["--model", "vit", "--image-size", "64"], "--image-size does not apply to vit"),
     (["--framework", "torch", "--model", "alexnet", "--image-size", "62"], "--image-size must be >= 63 px for alexnet"),
     (["--framework", "torch", "--model", "vgg16", "--image-size", "31"], "--image-size must be >= 32 px for vgg16"),
