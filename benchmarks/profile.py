@@ -1,10 +1,12 @@
-"""Step times per framework and mode: ``python -m benchmarks.profile --model cnn|vit --framework jax|torch|both``.
+"""Step times per framework and mode: ``python -m benchmarks.profile --model cnn --framework jax|torch|both``.
 
 For each mode asked for (``--kernels``, ``--torch-compile``, ``--channels-last``,
-``--precision``, lists as in the runner) it builds the model, compiles or warms
-it up, then times ``--steps`` training steps on real MNIST batches, each
-synchronised, and prints the median: the whole step, the forward pass with the
-loss alone, and the difference (backward and update). The work per step is
+``--precision``, lists as in the runner) it builds the model (``cnn``, ``vit``,
+``vgg16``, ``alexnet``; the last two random, at the cpu preset's image size),
+compiles or warms it up, then times ``--steps`` training steps on real MNIST
+batches, each synchronised, and prints the medians of the step's parts: the
+whole step, the forward pass with the loss alone, the optimizer's update alone,
+and what is left (the backward pass). The work per step is
 XLA's FLOP count of the float32 training step, the same algorithm in both
 frameworks, so each mode's achieved GFLOP/s can be set against ``--ceiling``:
 the median GFLOP/s of a large ``jnp.dot`` and ``torch.mm`` on this machine.
@@ -41,7 +43,8 @@ from mnist_common.config import ConfigError
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m benchmarks.profile", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="cnn", metavar="{cnn,vit}", help="model to time (default: cnn)")
+    p.add_argument("--model", default="cnn", metavar="{" + ",".join(PROFILED) + "}", help="model to time (default: cnn)")
+    p.add_argument("--optimizer", default=None, help="the optimizer (default: the cpu preset's)")
     p.add_argument("--framework", default="both", metavar="{jax,torch,both}", help="framework (default: both)")
     p.add_argument("--kernels", default="stock,tuned", help="JAX modes, comma-separated (default: stock,tuned)")
     p.add_argument("--torch-compile", default="none,default",
@@ -64,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 TRACE_STEPS = 5  # steps per profiler trace
+PROFILED = ("cnn", "vit", "vgg16", "alexnet")  # the classifiers with a step in both frameworks
 
 
 def xla_operations(folder: Path, steps: int = TRACE_STEPS) -> list[tuple[str, float, float]]:
@@ -114,10 +118,12 @@ def profile_modes(framework: str, backend, base: Settings, images, labels, args)
         step_s = _time(step, args.steps, step.sync)
         step.forward()
         fwd_s = _time(step.forward, args.steps, lambda: None)
+        step.update()
+        update_s = _time(step.update, args.steps, lambda: None)
         mode = mode_label(framework, kernels=run.kernels, precision=run.precision, torch_compile=run.torch_compile,
                           channels_last=run.channels_last)
         out.append({"framework": framework, "mode": mode, "compile_s": step.compile_s, "step_s": step_s,
-                    "forward_s": fwd_s, "ops": _trace(framework, step, mode, run, args) if args.trace else None,
+                    "forward_s": fwd_s, "update_s": update_s, "ops": _trace(framework, step, mode, run, args) if args.trace else None,
                     "flops": step.flops if run.precision == "float32" else None})
     return out
 
@@ -181,15 +187,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.model not in ("cnn", "vit"):
-        raise UsageError(f"--model {args.model!r} is unknown (choose from cnn, vit)")
+    if args.model not in PROFILED:
+        raise UsageError(f"--model {args.model!r} is unknown (choose from {', '.join(PROFILED)})")
     frameworks = ["jax", "torch"] if args.framework == "both" else [args.framework]
     if any(fw not in BACKENDS for fw in frameworks):
         raise UsageError(f"--framework {args.framework!r} is unknown (choose from jax, torch, both)")
     if args.batch_size < 1 or args.steps < 1 or args.warmup < 0 or args.top < 1:
         raise UsageError("--batch-size, --steps and --top must be at least 1, --warmup at least 0")
     try:
-        base = resolve(args.model, "cpu", {"batch_size": args.batch_size, "devices": 1})
+        given = {"batch_size": args.batch_size, "devices": 1, "weights": "none"}
+        base = resolve(args.model, "cpu", given | ({"optimizer": args.optimizer} if args.optimizer else {}))
     except ConfigError as err:
         raise UsageError(f"{flag(err.field)} {err.problem}") from None
     for fw in frameworks:
@@ -201,13 +208,15 @@ def _main(argv: list[str]) -> int:
     rows = [row for fw, backend in backends.items() for row in profile_modes(fw, backend, base, images, labels, args)]
     counted = [r["flops"] for r in rows if r["flops"]]  # the float32 step's work: the algorithm's, whatever runs it
     per_image = counted[0] / args.batch_size if counted else None
-    header = ["framework", "mode", "compile (s)", "step (ms)", "forward + loss (ms)", "backward + update (ms)",
+    header = ["framework", "mode", "compile (s)", "step (ms)", "forward + loss (ms)", "backward (ms)", "update (ms)",
               "images/s", "GFLOP/s"]
     table_rows = [[r["framework"], r["mode"], f"{r['compile_s']:.2f}", f"{1000 * r['step_s']:.2f}",
-                   f"{1000 * r['forward_s']:.2f}", f"{1000 * (r['step_s'] - r['forward_s']):.2f}",
+                   f"{1000 * r['forward_s']:.2f}", f"{1000 * (r['step_s'] - r['forward_s'] - r['update_s']):.2f}",
+                   f"{1000 * r['update_s']:.2f}",
                    f"{args.batch_size / r['step_s']:.0f}",
                    f"{per_image * args.batch_size / r['step_s'] / 1e9:.0f}" if per_image else "-"] for r in rows]
-    print(f"{args.model}, batch {args.batch_size}, median of {args.steps} steps after {args.warmup} warm-up steps "
+    size = f" at {base.image_size} px" if base.image_size else ""
+    print(f"{args.model}{size}, {base.optimizer}, batch {args.batch_size}, median of {args.steps} steps after {args.warmup} warm-up steps "
           f"on {', '.join(b.device() for b in backends.values())}"
           + (f"; XLA counts {per_image / 1e6:.1f} MFLOP per training image (float32 step)" if per_image else ""))
     print(table(header, table_rows))

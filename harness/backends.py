@@ -14,7 +14,7 @@ import importlib.metadata as md
 import os
 
 from harness.environment import cpu_label
-from harness.registry import MODELS, ModelSpec, import_object
+from harness.registry import ModelSpec, import_object
 from harness.settings import Settings
 from mnist_common.errors import UserError
 from mnist_common.processes import World
@@ -122,12 +122,9 @@ class JaxBackend:
         }
 
     def resolve(self, settings: Settings) -> Settings:
-        """The settings as this backend runs them: ``kernels="auto"`` resolved for this JAX backend (the ports
-        of torchvision's models have plain Flax layers only: ``stock``)."""
+        """The settings as this backend runs them: ``kernels="auto"`` resolved for this JAX backend."""
         from jax_impl import kernels
 
-        if MODELS[settings.model].finetune:
-            return settings.replace(kernels="stock")
         return settings.replace(kernels=kernels.resolve(settings.kernels))
 
     def build(self, spec: ModelSpec, settings: Settings, *, progress: bool = True):
@@ -160,7 +157,8 @@ class JaxBackend:
         from jax_impl.models import MNISTClassifier
         from jax_impl.models.layout import ConversionError, from_canonical, table
 
-        net = import_object(spec.jax)(num_classes=10, dtype=dtype, rngs=self.nnx.Rngs(settings.seed))
+        net = import_object(spec.jax)(num_classes=10, kernels=settings.kernels, dtype=dtype,
+                                      rngs=self.nnx.Rngs(settings.seed))
         model = MNISTClassifier(net, settings.model, settings.image_size, freeze_features=settings.freeze_features)
         state, info = torchvision_weights(settings.model, settings.weights, progress=progress)
         if state is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from harness.data import MNIST, test_subset, train_val_split
-from harness.environment import MachineLoad, busy_machine, git_commit
+from harness.environment import MachineLoad, busy_machine, git_commit, seconds_since_launch
 from harness.metrics import classification_metrics, detection_metrics, prediction_metrics
 from harness.record import RunRecord
 from harness.registry import MODELS
@@ -26,11 +26,20 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
     ``EpochStats`` as it ends, ``say`` the lines before the first (compiling), ``on_log(step, loss, lr)`` the
     training loss at every progress log; ``checkpointing`` (a ``mnist_common.checkpointing.Checkpointing``)
     keeps checkpoints and resumes; ``export_dir`` receives the trained model
-    (``model.safetensors`` and ``config.json``). Raises ValueError when the data cannot be
-    split as the settings ask.
+    (``model.safetensors`` and ``config.json``). The record's ``first_epoch_s`` is the wait from the run's
+    start (building, compiling) to its first epoch's end, ``launch_to_run_s`` the process's life before
+    the run (imports, data). Raises ValueError when the data cannot be split as the settings ask.
     """
     s, spec = settings, MODELS[settings.model]
     load = MachineLoad()
+    began, launched = time.perf_counter(), seconds_since_launch()
+    first_epoch = []
+
+    def epoch_ended(stats) -> None:
+        if not first_epoch:
+            first_epoch.append(time.perf_counter() - began)
+        if on_epoch is not None:
+            on_epoch(stats)
     split = train_val_split(len(data.train_labels), val_size=s.val_size, train_size=s.train_size)
     if len(split.train) < s.batch_size:
         raise ValueError(f"batch size {s.batch_size} is larger than the {len(split.train)} training images")
@@ -47,7 +56,7 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
         spec, model, data.train_images[split.train], data.train_labels[split.train], config,
         val_images=data.train_images[split.val] if len(split.val) else None,
         val_labels=data.train_labels[split.val] if len(split.val) else None,
-        progress=progress, on_epoch=on_epoch, checkpointing=checkpointing, say=say, on_log=on_log,
+        progress=progress, on_epoch=epoch_ended, checkpointing=checkpointing, say=say, on_log=on_log,
     )
     test_idx, test, metrics, eval_time = _test(backend, s, model, data)
     history = [h.as_dict() for h in fit.history]
@@ -63,7 +72,8 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
         train_flops_per_image=flops, achieved_gflop_s=flops * fit.images_per_s / 1e9 if flops else None,
         history=history, **_test_fields(test, metrics, eval_time), params=backend.count_params(model),
         resumed_from=dict(zip(("epoch", "step"), fit.resumed_from)) if fit.resumed_from else None, **load.end(),
-        start_test_accuracy=start,
+        start_test_accuracy=start, first_epoch_s=first_epoch[0] if first_epoch else None,
+        launch_to_run_s=launched,
     )
     record.warnings = training_warnings(history, metrics["accuracy"])
     if busy := busy_machine(record.to_json()):

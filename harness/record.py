@@ -85,6 +85,8 @@ class RunRecord:
     compile_time_s: float | None = None
     recompilations: int = 0
     warmup_time_s: float | None = None
+    first_epoch_s: float | None = None  # from the run's start (model built, step compiled) to its first epoch's end
+    launch_to_run_s: float | None = None  # from the process's launch to the run's start (imports, data)
     images_per_s: float | None = None
     steps_per_epoch: int | None = None
     devices: int = 1
@@ -153,7 +155,8 @@ EPOCH_TYPES = {"epoch": _INT, "train_loss": _NUMBER, "epoch_time_s": _NUMBER, "i
 EPOCH_FIELDS = tuple(EPOCH_TYPES)
 _OPTIONAL_RUN_TYPES = {"variant": _OPT_STR, "mode": _OPT_STR, "val_accuracy": _OPT_NUMBER, "devices": _OPT_INT,
                        "test_size": _OPT_INT, "warnings": "list", "resumed_from": "object or null",
-                       "load_average": "list or null", "other_cpu_share": _OPT_NUMBER}
+                       "load_average": "list or null", "other_cpu_share": _OPT_NUMBER,
+                       "first_epoch_s": _OPT_NUMBER, "launch_to_run_s": _OPT_NUMBER}
 
 
 def _fits(value, kind: str) -> bool:

@@ -32,8 +32,8 @@ class ModelSpec:
 
     @property
     def jax_layers(self) -> bool:
-        """Its Flax model has a choice of layers (``kernels``): the twins, not the ports of torchvision's."""
-        return self.jax is not None and not self.finetune
+        """Its Flax model has a choice of layers (``kernels``): every model with a JAX side."""
+        return self.jax is not None
 
     @property
     def compilable(self) -> bool:

@@ -195,7 +195,9 @@ def _train_one(plan: Plan, planned: PlannedRun, data, results: dict, finished: d
     if plan.world.main:
         write_results(out, results)
     _say(plan, f"[{backend.label}] {s.model} ({run.mode}) seed {s.seed}: test accuracy {run.test_accuracy:.2%}, "
-         f"macro-F1 {run.test_macro_f1:.4f}, {run.train_time_s:.1f} s training on {run.devices} device(s); weights "
+         f"macro-F1 {run.test_macro_f1:.4f}, {run.train_time_s:.1f} s training on {run.devices} device(s)"
+         + (f" (first epoch's line after {run.first_epoch_s:.1f} s)" if run.first_epoch_s is not None else "")
+         + "; weights "
          f"{run.weights}" + (f", {run.start_test_accuracy:.2%} test accuracy before training"
                              if run.start_test_accuracy is not None else ""))
     for warning in run.warnings:

@@ -187,13 +187,19 @@ def predict(model: nnx.Module, images: np.ndarray, *, batch_size: int = 1000) ->
     return _Evaluator(model, images, None, batch_size)(nnx.state(model))[0]
 
 
+def _apply_gradients(graphdef, state, grads):
+    model, optimizer = nnx.merge(graphdef, state)
+    optimizer.update(model, grads)
+    return nnx.state((model, optimizer))
+
+
 class TrainStep:
     """One training update of ``model`` on one batch, compiled as :func:`fit` compiles its step (the config's
     optimizer, dropout on, the loss in float32): to time or profile a step outside ``fit``.
 
     Calling it runs one update and returns the loss (on the device, not waited for);
-    :meth:`forward` the forward pass and loss alone; :meth:`sync` waits for the device. ``compile_s`` is the
-    ahead-of-time compilation, ``flops`` XLA's count for one update (on a CPU; None on a
+    :meth:`forward` the forward pass and loss alone, :meth:`update` the optimizer's update alone;
+    :meth:`sync` waits for the device. ``compile_s`` is the ahead-of-time compilation, ``flops`` XLA's count for one update (on a CPU; None on a
     GPU, where XLA's cost analysis leaves out library calls). The model's
     own arrays are left as they are: the step trains a copy.
     """
@@ -216,6 +222,9 @@ class TrainStep:
         self._update = lambda: step(self.state, self.loss, self.x, self.y, *batch, np.int32(0))
         smoothing = float(config.label_smoothing)
         self._forward = jax.jit(lambda state, x, y: loss_fn(nnx.merge(graphdef, state)[0], x, y, smoothing))
+        wrt = getattr(model, "trainable", nnx.Param)
+        self._grads = jax.tree.map(jnp.ones_like, nnx.state(model, wrt))  # stand-ins: the update's cost is the same
+        self._apply = jax.jit(functools.partial(_apply_gradients, graphdef), donate_argnums=0)
 
     def __call__(self) -> jax.Array:
         self.state, self.loss = self._update()
@@ -224,6 +233,10 @@ class TrainStep:
     def forward(self) -> jax.Array:
         """The forward pass and loss on the batch, no update, synchronised."""
         return jax.block_until_ready(self._forward(self.state, self.x, self.y))
+
+    def update(self) -> None:
+        """The optimizer's update alone (gradients of ones, the same work as real ones), synchronised."""
+        self.state = jax.block_until_ready(self._apply(self.state, self._grads))
 
     def sync(self) -> None:
         jax.block_until_ready((self.state, self.loss))

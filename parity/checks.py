@@ -368,33 +368,45 @@ TRAINING_PLANS = {
 }
 
 
+#: What a training-parity record compares: its two sides, the first's accuracy minus the second's.
+SIDES = {"frameworks": ("jax", "torch"), "kernels": ("tuned", "stock")}
+
+
 def training(model: str, data, *, seeds: list[int] | None = None, preset: str = "cpu",
-             progress: bool = False) -> dict:
-    """Train both frameworks at ``preset`` from the same initial weights and data order, per seed, and test
-    their mean test accuracies for equivalence (:func:`parity.equivalence.tost`) within the model's margin.
+             progress: bool = False, compare: str = "frameworks") -> dict:
+    """Train two sides at ``preset`` from the same initial weights and data order, per seed, and test their
+    mean test accuracies for equivalence (:func:`parity.equivalence.tost`) within the model's margin.
 
-    The Flax initialisation of each seed is converted into the PyTorch model; both
-    frameworks draw the same orders and augmentation shifts from the seed, so only
-    dropout's random streams differ. ``seeds`` default to the model's declared plan.
+    ``compare="frameworks"``: JAX against PyTorch, the Flax initialisation of each seed
+    converted into the PyTorch model; both draw the same orders and augmentation
+    shifts from the seed, so only dropout's random streams differ. ``"kernels"``: JAX's
+    tuned layers against its stock ones, both built from the seed (the same weights;
+    the tuned dropout draws other masks), so the kernels' accuracies are compared by
+    numbers, not by one run each. ``seeds`` default to the model's declared plan.
     """
-
     plan = TRAINING_PLANS[model]
     seeds = list(plan.seeds if seeds is None else seeds)
-    backends = (JaxBackend(), TorchBackend())
+    sides = SIDES[compare]
     runs = []
     for seed in seeds:
+        if compare == "kernels":
+            for kernels in sides:
+                s = resolve(model, preset, {"seed": seed, "kernels": kernels})
+                runs.append(run_one(JaxBackend(), s, data, progress=progress).to_json() | {"side": kernels})
+            continue
         s = resolve(model, preset, {"seed": seed})
         flax_model, torch_model = build_pair(model, seed, init_from="flax", variant=s.variant)
         weights = f"Flax init (seed {seed}), converted to PyTorch"
-        for backend, net in zip(backends, (flax_model, torch_model)):
-            runs.append(run_one(backend, s, data, progress=progress, model=net, weights=weights).to_json())
-    acc = {fw: [r["test_accuracy"] for r in runs if r["framework"] == fw] for fw in ("jax", "torch")}
-    result = tost([100 * (j - t) for j, t in zip(acc["jax"], acc["torch"])], plan.margin_pp)
+        for backend, net in zip((JaxBackend(), TorchBackend()), (flax_model, torch_model)):
+            record = run_one(backend, s, data, progress=progress, model=net, weights=weights).to_json()
+            runs.append(record | {"side": record["framework"]})
+    acc = {side: [r["test_accuracy"] for r in runs if r["side"] == side] for side in sides}
+    result = tost([100 * (a - b) for a, b in zip(*acc.values())], plan.margin_pp)
     return {
-        "model": model, "preset": preset, "seeds": seeds,
+        "model": model, "preset": preset, "seeds": seeds, "compare": compare, "sides": list(sides),
         "test_accuracy": acc,
-        "mean_test_accuracy": {fw: float(np.mean(v)) for fw, v in acc.items()},
+        "mean_test_accuracy": {side: float(np.mean(v)) for side, v in acc.items()},
         "gap_pp": result.mean_pp, "equivalence": result.as_dict(), "passed": result.equivalent,
-        "runs": [{k: r[k] for k in ("framework", "seed", "test_accuracy", "test_macro_f1", "test_loss",
+"runs": [{k: r[k] for k in ("framework", "seed", "test_accuracy", "test_macro_f1", "test_loss",
                                      "train_loss", "train_time_s", "images_per_s", "weights")} for r in runs],
     }

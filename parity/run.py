@@ -39,12 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", action="store_true",
                    help="also train both frameworks from the same initial weights at --preset over --seeds "
                    "(minutes per seed; default: off)")
+    p.add_argument("--train-kernels", action="store_true",
+                   help="also train JAX's tuned kernels against its stock layers at --preset over --seeds, from "
+                   "the same weights: are their accuracies equivalent? (minutes per seed; default: off)")
     p.add_argument("--seeds", default=None,
-                   help="seeds for --train, comma-separated (default: each model's declared plan: "
+                   help="seeds for --train and --train-kernels, comma-separated (default: each model's declared plan: "
                    "parity.checks.TRAINING_PLANS)")
     p.add_argument("--torch-compile", default="default", metavar="{none,default,reduce-overhead,max-autotune}",
                    help="the torch.compile mode checked against eager PyTorch; none skips the check (default: default)")
-    p.add_argument("--preset", default="cpu", metavar="{smoke,cpu,full}", help="preset for --train (default: cpu)")
+    p.add_argument("--preset", default="cpu", metavar="{smoke,cpu,full}", help="preset for --train and --train-kernels (default: cpu)")
     p.add_argument("--trajectory-steps", type=int, default=100, metavar="N",
                    help="optimizer steps in each trajectory check (default: 100)")
     p.add_argument("--timing-steps", type=int, default=20, metavar="N",
@@ -144,11 +147,21 @@ def summary(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: How the reports name the sides of a training-parity record (``parity.checks.SIDES``).
+SIDE_NAMES = {"jax": "JAX", "torch": "PyTorch", "tuned": "JAX tuned", "stock": "JAX stock"}
+
+
+def training_key(model: str, compare: str) -> str:
+    """A training-parity record's name in the report: the model, and what it compares unless frameworks."""
+    return model if compare == "frameworks" else f"{model}, tuned against stock JAX"
+
+
 def _training_table(tr: dict) -> str:
-    """Per-seed test accuracy in each framework and their difference, then the equivalence test over seeds."""
+    """Per-seed test accuracy on each side and their difference, then the equivalence test over seeds."""
+    a, b = tr.get("sides", ("jax", "torch"))  # (reports from before other comparisons: the frameworks)
     rows = []
     for i, seed in enumerate(tr["seeds"]):
-        j, t = tr["test_accuracy"]["jax"][i], tr["test_accuracy"]["torch"][i]
+        j, t = tr["test_accuracy"][a][i], tr["test_accuracy"][b][i]
         rows.append([str(seed), f"{100 * j:.2f}", f"{100 * t:.2f}", f"{100 * (j - t):+.2f}"])
     m = tr["mean_test_accuracy"]
     eq = tr.get("equivalence")
@@ -159,8 +172,8 @@ def _training_table(tr: dict) -> str:
                    f"{'equivalent' if eq['equivalent'] else 'equivalence NOT shown'}")
     else:  # reports from before the equivalence test
         verdict = f"gap {tr['gap_pp']:.2f} (tolerance {tr['tolerance_pp']}: {'passed' if tr['passed'] else 'FAILED'})"
-    rows.append(["mean", f"{100 * m['jax']:.2f}", f"{100 * m['torch']:.2f}", verdict])
-    return table(["seed", "JAX test acc (%)", "PyTorch test acc (%)", "difference (pp)"], rows)
+    rows.append(["mean", f"{100 * m[a]:.2f}", f"{100 * m[b]:.2f}", verdict])
+    return table(["seed", f"{SIDE_NAMES[a]} test acc (%)", f"{SIDE_NAMES[b]} test acc (%)", "difference (pp)"], rows)
 
 
 def markdown(report: dict) -> str:
@@ -276,15 +289,17 @@ def _main(argv: list[str]) -> int:
         for r in records:
             flag = "ok  " if r["passed"] else ("FAIL" if r["asserted"] else "note")
             print(f"{flag} {model} {r['check']}: {r['detail']}")
-    if args.train:
+    comparisons = ["frameworks"] * args.train + ["kernels"] * args.train_kernels
+    for compare in comparisons:
         for model in (m for m in models if m in MODELS):  # training parity: the twins' declared plans
-            report["training"][model] = checks.training(model, data, seeds=seeds, preset=args.preset)
+            tr = checks.training(model, data, seeds=seeds, preset=args.preset, compare=compare)
+            report["training"][training_key(model, compare)] = tr
             write()
-            tr = report["training"][model]
             eq = tr["equivalence"]
-            print(f"{'ok  ' if tr['passed'] else 'FAIL'} {model} training parity: mean difference "
-                  f"{eq['mean_pp']:+.2f} pp, 90% interval [{eq['interval_pp'][0]:+.2f}, {eq['interval_pp'][1]:+.2f}] "
-                  f"within +-{eq['margin_pp']} pp: {'equivalent' if tr['passed'] else 'not shown'}")
+            print(f"{'ok  ' if tr['passed'] else 'FAIL'} {training_key(model, compare)} training parity: mean "
+                  f"difference {eq['mean_pp']:+.2f} pp, 90% interval [{eq['interval_pp'][0]:+.2f}, "
+                  f"{eq['interval_pp'][1]:+.2f}] within +-{eq['margin_pp']} pp: "
+                  f"{'equivalent' if tr['passed'] else 'not shown'}")
     failed = [r for r in report["checks"] if r["asserted"] and not r["passed"]]
     failed += [t for t in report["training"].values() if not t["passed"]]
     print(f"{len(failed)} failed; wrote {out / 'parity.json'} and {out / 'parity.md'}")

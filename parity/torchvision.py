@@ -44,12 +44,12 @@ SIZES = {"vgg16": (32, 224), "alexnet": (63, 224)}
 _PORTS = {"vgg16": jax_impl.models.VGG16, "alexnet": jax_impl.models.AlexNet}
 
 
-def build_pair(arch: str, image_size: int, *, init_from: str = "torch", seed: int = 0):
+def build_pair(arch: str, image_size: int, *, init_from: str = "torch", seed: int = 0, kernels: str = "auto"):
     """(Flax model, PyTorch model), both MNIST classifiers of 10 classes with the same weights, in
-    evaluation mode; ``init_from`` says whose random initialisation both carry."""
+    evaluation mode; ``init_from`` says whose random initialisation both carry, ``kernels`` the Flax layers."""
     torch.manual_seed(seed)
     torch_model = classifiers.build(arch, weights="none", image_size=image_size, progress=False)
-    net = _PORTS[arch](num_classes=classifiers.NUM_CLASSES, rngs=nnx.Rngs(seed))
+    net = _PORTS[arch](num_classes=classifiers.NUM_CLASSES, kernels=kernels, rngs=nnx.Rngs(seed))
     flax_model = jax_impl.models.MNISTClassifier(net, arch, image_size)
     if init_from == "torch":
         torch_to_flax(torch_model, flax_model)

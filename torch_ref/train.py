@@ -198,9 +198,9 @@ class TrainStep:
     precision, compile mode and memory format; dropout on): to time or profile a step outside ``fit``.
 
     Calling it runs one update and returns the loss (on the device, not waited for);
-    :meth:`forward` the forward pass and loss alone; :meth:`sync` waits for the device. ``compile_s`` is the
-    first step's time for a compiled mode (0 for eager), ``flops`` None (XLA's count,
-    the JAX twin's, is the algorithm's). The model trains in place, in training mode and
+    :meth:`forward` the forward pass and loss alone, :meth:`update` the optimizer's update alone;
+    :meth:`sync` waits for the device. ``compile_s`` is the first step's time for a compiled mode (0 for
+    eager), ``flops`` None (XLA's count, the JAX twin's, is the algorithm's). The model trains in place, in training mode and
     the config's memory format, for the step's life.
     """
 
@@ -220,6 +220,7 @@ class TrainStep:
                                               precision=config.precision, mode=mode)
         opt_step = compiled.optimizer_step(opt, mode=mode)
         self._update = lambda: train_step(self.loss_fn, opt, opt_step, None, self.x, self.y)
+        self._opt_step = opt_step
         model.train()
         t0 = time.perf_counter()
         self()  # compiles, for a compiled mode
@@ -235,6 +236,11 @@ class TrainStep:
             loss = self.loss_fn(self.x, self.y)
         self.sync()
         return loss
+
+    def update(self) -> None:
+        """The optimizer's update alone, with the last step's gradients, synchronised."""
+        self._opt_step()
+        self.sync()
 
     def sync(self) -> None:
         synchronize(self.device)

@@ -149,7 +149,7 @@ def _run_section(run: dict) -> list[str]:
         f"{run.get('weight_decay', 0)}, label smoothing {run.get('label_smoothing', 0)}, random shifts "
         f"up to {run.get('augment_shift', 0)} px, batch {run['batch_size']}, {run['epochs']} epochs on "
         f"{run['train_size']} images, validation on {run['val_size']}, test on {run.get('test_size', 10000)}; "
-        f"warm-up (first step) {run['warmup_time_s']:.3f} s."
+        f"warm-up (first step) {run['warmup_time_s']:.3f} s." + _first_epoch(run)
         + (f" Input resized to {run['image_size']} px" + (", feature extractor frozen" if run.get("freeze_features")
                                                            else "") + "." if run.get("image_size") else "")
         + (f" {run['recompilations']} recompilation(s) after warm-up." if run.get("recompilations") else ""),
@@ -208,3 +208,12 @@ def markdown_report(results: dict, ratio_lines: list[str]) -> str:
     for run in runs:
         out += _run_section(run)
     return "\n".join(out)
+
+
+def _first_epoch(run: dict) -> str:
+    """How long its first epoch's line was waited for, where the record says (records before it did not)."""
+    if run.get("first_epoch_s") is None:
+        return ""
+    launch = run.get("launch_to_run_s")
+    since = f", {run['first_epoch_s'] + launch:.1f} s after the process started" if launch is not None else ""
+    return f" First epoch's line {run['first_epoch_s']:.1f} s after the run began (building, compiling){since}."

@@ -8,7 +8,8 @@ where they were measured faster, and stock elsewhere. What each one gained,
 and how it was measured: ``docs/performance.md``.
 
 * :mod:`~jax_impl.kernels.conv`: the CNN's first block fused into one loop,
-  convolution gradients in Eigen's canonical layout, the bias gradient as a product;
+  convolution gradients in Eigen's canonical layout (``Conv``, every model's other
+  convolutions, VGG16's and AlexNet's included), the bias gradient as a product;
 * :mod:`~jax_impl.kernels.pooling`: max pooling with PyTorch's first-maximum gradient;
 * :mod:`~jax_impl.kernels.dropout`: dropout masks from 16-bit random numbers;
 * :mod:`~jax_impl.kernels.threefry`: those random numbers, ``jax.random.bits``'s, in one fused pass;
@@ -18,6 +19,7 @@ and how it was measured: ``docs/performance.md``.
 The models make the choice where a layer or block differs (timm's ``fused_attn``
 is the pattern): ``CNN.block``, ``Attention.projections`` and ``Attention``'s
 attention; each reads its own parameters, and the rest of the model is plain Flax.
+VGG16 and AlexNet build their layers from :func:`layers`, the classes for a choice.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import types
 import jax
 from flax import nnx
 
-from jax_impl.kernels import dropout, flat
+from jax_impl.kernels import conv, dropout, flat, pooling
 from mnist_common.config import KERNELS  # the choices of the models' ``kernels`` and the runner's ``--kernels``
 
 
@@ -40,11 +42,19 @@ def resolve(kernels: str) -> str:
     return kernels
 
 
-def layers(kernels: str) -> types.SimpleNamespace:
-    """The layer classes a model builds for a resolved choice: ``Linear``, ``LayerNorm``, ``Dropout``.
+def _stock_max_pool(x: jax.Array, window: int) -> jax.Array:
+    return nnx.max_pool(x, (window, window), strides=(window, window))
 
-    Stock: Flax's own. Tuned: subclasses with the same parameters, arguments and modes.
+
+def layers(kernels: str) -> types.SimpleNamespace:
+    """What a model builds for a resolved choice: the layer classes ``Conv``, ``Linear``, ``LayerNorm``,
+    ``Dropout``, and ``max_pool(x, window)`` (non-overlapping NHWC pooling).
+
+    Stock: Flax's own. Tuned: subclasses with the same parameters, arguments and modes, and
+    :func:`~jax_impl.kernels.pooling.max_pool` (PyTorch's gradient at ties).
     """
     if kernels == "stock":
-        return types.SimpleNamespace(Linear=nnx.Linear, LayerNorm=nnx.LayerNorm, Dropout=nnx.Dropout)
-    return types.SimpleNamespace(Linear=flat.Linear, LayerNorm=flat.LayerNorm, Dropout=dropout.Dropout)
+        return types.SimpleNamespace(Conv=nnx.Conv, Linear=nnx.Linear, LayerNorm=nnx.LayerNorm, Dropout=nnx.Dropout,
+                                     max_pool=_stock_max_pool)
+    return types.SimpleNamespace(Conv=conv.Conv, Linear=flat.Linear, LayerNorm=flat.LayerNorm,
+                                 Dropout=dropout.Dropout, max_pool=pooling.max_pool)

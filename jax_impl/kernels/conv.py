@@ -29,6 +29,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
 from jax import lax
 
 from jax_impl.kernels.flat import bias_add
@@ -78,13 +79,70 @@ def _conv_canonical_grads_bwd(stride, padding, res, g):
 _conv_canonical_grads.defvjp(_conv_canonical_grads_fwd, _conv_canonical_grads_bwd)
 
 
-def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, stride: int, padding: int) -> jax.Array:
+def _conv_as_product(x, kernel, stride: int, padding: int):
+    """The convolution as one matrix product of the input's patches (im2col) with the kernel's rows; its
+    gradients are JAX's for the product and the slices. ``[B, H, W, Cin]`` -> ``[B, Ho, Wo, Cout]``."""
+    kh, kw, cin, cout = kernel.shape
+    b, h, w, _ = x.shape
+    ho, wo = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    patches = jnp.concatenate([xp[:, dy : dy + stride * (ho - 1) + 1 : stride, dx : dx + stride * (wo - 1) + 1 : stride]
+                               for dy in range(kh) for dx in range(kw)], axis=-1)  # [B, Ho, Wo, kh*kw*Cin], HWI order
+    y = patches.reshape(-1, kh * kw * cin) @ kernel.reshape(kh * kw * cin, cout)  # [B*Ho*Wo, Cout]
+    return y.reshape(b, ho, wo, cout)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, stride: int, padding: int, *,
+           canonical_grads: bool = True) -> jax.Array:
     """NHWC ``x`` ``[B, H, W, Cin]``, HWIO ``kernel``, symmetric zero ``padding`` -> ``[B, Ho, Wo, Cout]``.
 
-    JAX's values; gradients as convolutions in Eigen's canonical layout (see the module docstring).
+    JAX's values. ``canonical_grads``: gradients as convolutions in Eigen's canonical layout
+    (see the module docstring), which pays inside a loop body; otherwise JAX's own, whose layouts
+    XLA chooses (faster at a step's top level for VGG16's wide convolutions: its explicit
+    transposes cost more than they save there). A map smaller than the kernel (VGG16's last
+    block at 32 px: 2 x 2 maps, 3 x 3 kernels), where most of every window is padding, is one
+    matrix product of its patches either way: XLA CPU's convolution took 50 times as long
+    there (docs/performance.md, "VGG16 and AlexNet").
     """
-    y = _conv_canonical_grads(x, kernel, stride, padding)
+    if x.shape[1] < kernel.shape[0] or x.shape[2] < kernel.shape[1]:
+        y = _conv_as_product(x, kernel, stride, padding)
+    elif canonical_grads:
+        y = _conv_canonical_grads(x, kernel, stride, padding)
+    else:
+        y = _conv(x, kernel, stride, padding)
     return y if bias is None else bias_add(y, bias)
+
+
+class Conv(nnx.Conv):
+    """``nnx.Conv`` (same parameters, arguments and initialisation) running :func:`conv2d` where it can: a 2-D
+    NHWC convolution with one stride and one symmetric zero padding for both sides, no dilation, groups or mask.
+    Any other form is Flax's own computation. The layer of VGG16 and AlexNet, whose steps run one per call:
+    JAX's own gradients (``canonical_grads=False``), the product for maps smaller than the kernel."""
+
+    def __call__(self, inputs: jax.Array, out_sharding=None) -> jax.Array:
+        geometry = self._square_geometry()
+        if geometry is None or inputs.ndim != 4 or out_sharding is not None:
+            return super().__call__(inputs, out_sharding=out_sharding)
+        bias = self.bias[...] if self.bias is not None else None
+        x, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
+        return conv2d(x, kernel, bias, *geometry, canonical_grads=False)
+
+    def _square_geometry(self) -> tuple[int, int] | None:
+        """``(stride, padding)`` when the layer is the form :func:`conv2d` computes, else None."""
+        def pair(v):
+            return (v, v) if isinstance(v, int) else tuple(v) if v is not None else (1, 1)
+
+        strides, padding = pair(self.strides), self.padding
+        plain = (len(self.kernel_size) == 2 and pair(self.input_dilation) == (1, 1)
+                 and pair(self.kernel_dilation) == (1, 1) and self.feature_group_count == 1 and self.mask is None
+                 and self.precision is None and self.preferred_element_type is None
+                 and self.conv_general_dilated is lax.conv_general_dilated and strides[0] == strides[1])
+        if isinstance(padding, int):
+            padding = ((padding, padding), (padding, padding))
+        if not plain or isinstance(padding, str) or len(padding) != 2:
+            return None
+        (top, bottom), (left, right) = (pair(side) for side in padding)
+        return (strides[0], top) if top == bottom == left == right else None
 
 
 def _geometry(x_shape, kernel_shape, stride: int, padding: int, window: int):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from jax_impl import kernels as kernel_choice
 from jax_impl.models.imagenet import adaptive_avg_pool, classifier_layers
 from jax_impl.models.init import torch_default_bias_init, torch_default_kernel_init
 
@@ -26,23 +27,30 @@ POOLED = 6  # the adaptive average pool's output side
 
 
 class AlexNet(nnx.Module):
-    """Normalised RGB ``[B, H, W, 3]`` (H, W >= 63) -> logits ``[B, num_classes]``."""
+    """Normalised RGB ``[B, H, W, 3]`` (H, W >= 63) -> logits ``[B, num_classes]``.
 
-    def __init__(self, *, num_classes: int = 1000, dropout: float = 0.5, dtype=None, rngs: nnx.Rngs):
+    ``kernels``: as the CNN's (``"tuned"``: the same parameters through ``jax_impl.kernels``'
+    convolutions, dense layers and dropout; its overlapping 3x3/2 pools are Flax's in both).
+    """
+
+    def __init__(self, *, num_classes: int = 1000, dropout: float = 0.5, kernels: str = "auto", dtype=None,
+                 rngs: nnx.Rngs):
+        self.kernels = kernel_choice.resolve(kernels)
+        layers = kernel_choice.layers(self.kernels)
         convs, c_in = [], 3
         for c_out, k, stride, pad, _ in CONVS:
-            convs.append(nnx.Conv(c_in, c_out, kernel_size=(k, k), strides=(stride, stride),
-                                  padding=((pad, pad), (pad, pad)), kernel_init=torch_default_kernel_init,
-                                  bias_init=torch_default_bias_init(k * k * c_in), dtype=dtype, rngs=rngs))
+            convs.append(layers.Conv(c_in, c_out, kernel_size=(k, k), strides=(stride, stride),
+                                     padding=((pad, pad), (pad, pad)), kernel_init=torch_default_kernel_init,
+                                     bias_init=torch_default_bias_init(k * k * c_in), dtype=dtype, rngs=rngs))
             c_in = c_out
 
         def linear(d_in: int, d_out: int) -> nnx.Linear:
-            return nnx.Linear(d_in, d_out, kernel_init=torch_default_kernel_init,
-                              bias_init=torch_default_bias_init(d_in), dtype=dtype, rngs=rngs)
+            return layers.Linear(d_in, d_out, kernel_init=torch_default_kernel_init,
+                                 bias_init=torch_default_bias_init(d_in), dtype=dtype, rngs=rngs)
 
         self.features = nnx.List(convs)
         self.classifier = classifier_layers(linear, c_in * POOLED * POOLED, num_classes)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = layers.Dropout(dropout, rngs=rngs)
         self.num_classes, self.dtype = num_classes, dtype
 
     def __call__(self, x: jax.Array) -> jax.Array:

@@ -68,11 +68,9 @@ class MNISTClassifier(nnx.Module):
     whoever loads weights) says what the network started from.
     """
 
-    kernels = "stock"  # plain Flax layers: jax_impl.kernels has no fast paths for these
-
     def __init__(self, net: nnx.Module, arch: str, image_size: int, *, freeze_features: bool = False):
         self.net, self.arch, self.image_size = net, arch, image_size
-        self.num_classes, self.dtype = net.num_classes, net.dtype
+        self.num_classes, self.dtype, self.kernels = net.num_classes, net.dtype, net.kernels
         self.freeze_features = freeze_features
         self.weights_info = None
 

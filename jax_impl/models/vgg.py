@@ -14,6 +14,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from jax_impl import kernels as kernel_choice
 from jax_impl.models.imagenet import adaptive_avg_pool, classifier_layers
 
 #: Configuration "D": output channels of each 3x3 convolution, "M" a 2x2 max pool.
@@ -37,30 +38,37 @@ POOLED = 7  # the adaptive average pool's output side
 
 
 class VGG16(nnx.Module):
-    """Normalised RGB ``[B, H, W, 3]`` (H, W >= 32) -> logits ``[B, num_classes]``."""
+    """Normalised RGB ``[B, H, W, 3]`` (H, W >= 32) -> logits ``[B, num_classes]``.
 
-    def __init__(self, *, num_classes: int = 1000, dropout: float = 0.5, dtype=None, rngs: nnx.Rngs):
+    ``kernels``: as the CNN's (``"tuned"``: the same parameters through ``jax_impl.kernels``'
+    convolutions, pooling, dense layers and dropout; ``"auto"``: tuned on the CPU backend).
+    """
+
+    def __init__(self, *, num_classes: int = 1000, dropout: float = 0.5, kernels: str = "auto", dtype=None,
+                 rngs: nnx.Rngs):
+        self.kernels = kernel_choice.resolve(kernels)
+        layers = kernel_choice.layers(self.kernels)
         conv_init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")  # kaiming_normal_, fan_out, ReLU
         convs, c_in = [], 3
         for v in CONFIG_D:
             if v != "M":
-                convs.append(nnx.Conv(c_in, v, kernel_size=(3, 3), padding=((1, 1), (1, 1)), kernel_init=conv_init,
-                                      bias_init=nnx.initializers.zeros_init(), dtype=dtype, rngs=rngs))
+                convs.append(layers.Conv(c_in, v, kernel_size=(3, 3), padding=((1, 1), (1, 1)),
+                                         kernel_init=conv_init, bias_init=nnx.initializers.zeros_init(), dtype=dtype, rngs=rngs))
                 c_in = v
 
         def linear(d_in: int, d_out: int) -> nnx.Linear:
-            return nnx.Linear(d_in, d_out, kernel_init=nnx.initializers.normal(0.01),
-                              bias_init=nnx.initializers.zeros_init(), dtype=dtype, rngs=rngs)
+            return layers.Linear(d_in, d_out, kernel_init=nnx.initializers.normal(0.01),
+                                 bias_init=nnx.initializers.zeros_init(), dtype=dtype, rngs=rngs)
 
         self.features = nnx.List(convs)
         self.classifier = classifier_layers(linear, c_in * POOLED * POOLED, num_classes)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = layers.Dropout(dropout, rngs=rngs)
         self.num_classes, self.dtype = num_classes, dtype
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        convs = iter(self.features)
+        convs, max_pool = iter(self.features), kernel_choice.layers(self.kernels).max_pool
         for v in CONFIG_D:
-            x = nnx.max_pool(x, (2, 2), strides=(2, 2)) if v == "M" else nnx.relu(next(convs)(x))
+            x = max_pool(x, 2) if v == "M" else nnx.relu(next(convs)(x))
         x = adaptive_avg_pool(x, (POOLED, POOLED))  # [B, 7, 7, 512]
         x = x.reshape(x.shape[0], -1)  # [B, 7*7*512], H-W-C order
         x = self.dropout(nnx.relu(self.classifier[0](x)))  # [B, 4096]

@@ -44,10 +44,14 @@ def test_smoke_writes_results_with_the_agreed_keys(smoke_both):
         assert 0 < run["test_macro_f1"] <= 1.0
         assert run["params"] == 421642 and run["images_per_s"] > 0 and run["train_time_s"] > 0
         assert {"epoch", "train_loss", "val_loss", "val_accuracy", "epoch_time_s", "lr"} <= set(run["history"][0])
+        # the wait for the first epoch's line: at least that epoch, and the process ran before the run began
+        assert run["history"][0]["epoch_time_s"] <= run["first_epoch_s"] and run["launch_to_run_s"] > 0
     assert results["runs"][0]["compile_time_s"] > 0
+    assert results["runs"][0]["launch_to_run_s"] < results["runs"][1]["launch_to_run_s"]
     assert [r["kernels"] for r in results["runs"]] == ["tuned", None, "tuned", None]  # auto on a CPU: tuned
     assert [r["devices"] for r in results["runs"]] == [1, 1, 1, 1]  # both: the same device count
     assert (out / "results.md").read_text().startswith("# MNIST benchmark results")
+    assert (out / "results.md").read_text().count("First epoch's line") == 4
 
 
 def test_every_epoch_is_a_line_on_stderr_and_in_history_jsonl(smoke_both):
@@ -128,7 +132,6 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--preset", "smoke", "--batch-size", "5000"], "larger than the 2000 training images"),
     (["--model", "faster_rcnn"], "no JAX port: use --framework torch"),
     (["--model", "cnn,faster_rcnn"], "faster_rcnn is a torchvision model with no JAX port"),
-    (["--model", "vgg16", "--kernels", "tuned"], "--kernels does not apply to vgg16"),
     (["--model", "cnn", "--weights", "pretrained"], "--weights does not apply to cnn"),
     (["--model", "vit", "--image-size", "64"], "--image-size does not apply to vit"),
     (["--framework", "torch", "--model", "alexnet", "--image-size", "62"], "--image-size must be >= 63 px for alexnet"),
@@ -138,7 +141,7 @@ def test_both_frameworks_trained_on_the_same_split_and_settings(smoke_both):
     (["--framework", "torch", "--model", "faster_rcnn", "--freeze-features"], "--freeze-features does not apply"),
     (["--framework", "torch", "--model", "faster_rcnn", "--label-smoothing", "0.1"], "does not apply to faster_rcnn"),
     (["--kernels", "fast"], "--kernels 'fast' is unknown (choose from auto, stock, tuned)"),
-    (["--framework", "torch", "--model", "vgg16", "--kernels", "stock"], "--kernels does not apply to vgg16"),
+    (["--framework", "torch", "--model", "faster_rcnn", "--kernels", "stock"], "--kernels does not apply to faster_rcnn"),
     (["--seed", "-1"], "--seed must be integers in [0, 4294967295]"),
     (["--seed", "99999999999999999999"], "--seed must be integers in [0, 4294967295]"),
     (["--seeds", "0,,1"], "--seeds must be comma-separated integers with no empty entries"),

@@ -188,3 +188,14 @@ def test_training_parity_trains_both_from_one_init_and_tests_equivalence(mnist):
     low, high = result["equivalence"]["interval_pp"]
     assert low <= result["gap_pp"] <= high
     assert result["passed"] == result["equivalence"]["equivalent"]
+
+
+def test_tuned_against_stock_training_trains_both_kernels_from_one_seed_and_tests_equivalence(mnist):
+    result = checks.training("cnn", mnist, seeds=[0, 1], preset="smoke", compare="kernels")
+    assert result["sides"] == ["tuned", "stock"] and result["compare"] == "kernels"
+    assert [(r["side"], r["kernels"], r["seed"]) for r in result["runs"]] == [
+        ("tuned", "tuned", 0), ("stock", "stock", 0), ("tuned", "tuned", 1), ("stock", "stock", 1)]
+    assert all(r["weights"] == f"random init (seed {r['seed']})" for r in result["runs"])
+    diffs = [100 * (a - b) for a, b in zip(result["test_accuracy"]["tuned"], result["test_accuracy"]["stock"])]
+    assert result["equivalence"]["mean_pp"] == pytest.approx(sum(diffs) / 2)
+    assert result["passed"] == result["equivalence"]["equivalent"]

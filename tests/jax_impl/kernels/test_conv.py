@@ -119,6 +119,45 @@ def test_conv2d_gradients_match_jax(case):
         np.testing.assert_allclose(a, w, rtol=1e-5, atol=1e-4, err_msg=f"gradient of {name}")
 
 
+# (batch, size, in channels, out channels, kernel, stride, padding): maps smaller than the kernel
+PRODUCT_CASES = [
+    (4, 2, 16, 8, 3, 1, 1),  # VGG16's last block at 32 px: 2 x 2 maps, 3 x 3 kernels
+    (3, 1, 8, 4, 3, 1, 1),  # one pixel
+    (2, 2, 4, 6, 3, 2, 1),  # stride 2
+    (2, 4, 3, 5, 5, 2, 2),  # 5 x 5 kernel over a 4 x 4 map
+]
+
+
+@pytest.mark.parametrize("case", PRODUCT_CASES)
+@pytest.mark.parametrize("canonical_grads", [True, False])
+def test_conv2d_on_maps_smaller_than_the_kernel_is_the_convolution(case, canonical_grads):
+    """The patches' product: the convolution's values and gradients to float32 rounding (another summation
+    order), whichever gradients are asked for elsewhere."""
+    b, size, cin, cout, k, stride, padding = case
+    keys = jax.random.split(jax.random.key(sum(case)), 3)
+    x = jax.random.normal(keys[0], (b, size, size + 1, cin))
+    kernel = jax.random.normal(keys[1], (k, k, cin, cout))
+    want, got, want_grads, got_grads = _values_and_grads(
+        lambda x, k: _lax_conv(x, k, stride, padding),
+        lambda x, k: conv2d(x, k, None, stride, padding, canonical_grads=canonical_grads), (x, kernel), keys[2])
+    assert "dot_general" in str(jax.make_jaxpr(lambda x: conv2d(x, kernel, None, stride, padding))(x))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    for name, a, w in zip(("x", "kernel"), got_grads, want_grads):
+        np.testing.assert_allclose(a, w, rtol=1e-5, atol=1e-4, err_msg=f"gradient of {name}")
+
+
+def test_conv2d_with_jax_gradients_is_the_plain_convolution():
+    """``canonical_grads=False``: the stock convolution itself, values and gradients bit for bit."""
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 4))
+    kernel = jax.random.normal(jax.random.key(1), (3, 3, 4, 6))
+    want, got, want_grads, got_grads = _values_and_grads(
+        lambda x, k: _lax_conv(x, k, 1, 1), lambda x, k: conv2d(x, k, None, 1, 1, canonical_grads=False),
+        (x, kernel), jax.random.key(2))
+    np.testing.assert_array_equal(got, want)
+    for a, w in zip(got_grads, want_grads):
+        np.testing.assert_array_equal(a, w)
+
+
 def test_conv2d_gradients_stay_canonical_inside_a_loop():
     """Why conv2d has its own gradient: in a lax.fori_loop, XLA CPU left JAX's kernel-gradient convolution
     in a layout Eigen does not take and ran it as a plain loop (docs/performance.md, "CNN blocks")."""

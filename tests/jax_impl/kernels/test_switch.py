@@ -9,9 +9,15 @@ import pytest
 from flax import nnx
 
 from jax_impl import kernels, train
-from jax_impl.models import CNN, ViT
+from jax_impl.models import CNN, VGG16, AlexNet, MNISTClassifier, ViT
 
-BUILDERS = {"cnn": lambda k: CNN(kernels=k, rngs=nnx.Rngs(0)), "vit": lambda k: ViT("tiny/7", kernels=k, rngs=nnx.Rngs(0))}
+
+def _port(net, arch: str, image_size: int):
+    return lambda k: MNISTClassifier(net(num_classes=10, kernels=k, rngs=nnx.Rngs(0)), arch, image_size)
+
+
+BUILDERS = {"cnn": lambda k: CNN(kernels=k, rngs=nnx.Rngs(0)), "vit": lambda k: ViT("tiny/7", kernels=k, rngs=nnx.Rngs(0)),
+            "vgg16": _port(VGG16, "vgg16", 32), "alexnet": _port(AlexNet, "alexnet", 63)}
 
 
 def test_auto_means_tuned_on_the_cpu_backend_only(monkeypatch):
@@ -39,6 +45,14 @@ def test_stock_models_hold_only_flax_layers(name):
 
 
 @pytest.mark.parametrize("name", BUILDERS)
+def test_stock_and_tuned_start_from_the_same_weights(name):
+    """One seed, one start: the switch changes how the layers compute, never what they are initialised to."""
+    stock, tuned = BUILDERS[name]("stock"), BUILDERS[name]("tuned")
+    for (path, a), (_, b) in zip(*(jax.tree.leaves_with_path(nnx.state(m, nnx.Param)) for m in (stock, tuned))):
+        np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.mark.parametrize("name", BUILDERS)
 def test_stock_and_tuned_give_the_same_logits_and_gradients(mnist, name):
     """Evaluation mode (dropout off), a real MNIST batch: its black background makes tied maxima in the
     first pooling windows, which both pick the same way (see test_pooling)."""
@@ -63,3 +77,24 @@ def test_tuned_dropout_is_the_16_bit_mask_and_stock_is_flaxs():
     from jax_impl.kernels.dropout import Dropout
 
     assert type(CNN(kernels="tuned", rngs=nnx.Rngs(0)).dropout) is Dropout
+
+
+def test_the_ports_convolutions_run_the_tuned_conv2d_only_where_it_computes_the_same_form():
+    """VGG16's and AlexNet's convolutions (AlexNet's first with stride 4) take the tuned path; a form conv2d
+    does not compute (uneven padding, dilation, groups) falls back to Flax's own, with the same values."""
+    from jax_impl.kernels.conv import Conv
+
+    for net in (VGG16, AlexNet):
+        convs = net(num_classes=10, kernels="tuned", rngs=nnx.Rngs(0)).features
+        assert all(type(c) is Conv and c._square_geometry() is not None for c in convs)
+    x = jax.random.normal(jax.random.key(1), (2, 9, 9, 4))
+    for form in (dict(padding=((1, 2), (1, 1))), dict(padding="SAME"), dict(kernel_dilation=2),
+                 dict(feature_group_count=2), dict(strides=(1, 2))):
+        tuned = Conv(4, 6, (3, 3), **form, rngs=nnx.Rngs(0))
+        stock = nnx.Conv(4, 6, (3, 3), **form, rngs=nnx.Rngs(0))
+        assert tuned._square_geometry() is None, form
+        np.testing.assert_array_equal(tuned(x), stock(x))
+    tuned, stock = Conv(4, 6, (3, 3), strides=2, padding=1, rngs=nnx.Rngs(0)), nnx.Conv(4, 6, (3, 3), strides=2,
+                                                                                    padding=1, rngs=nnx.Rngs(0))
+    assert tuned._square_geometry() == (2, 1)
+    np.testing.assert_allclose(tuned(x), stock(x), rtol=0, atol=1e-6)
