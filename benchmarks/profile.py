@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"write a JAX and a PyTorch profiler trace of {TRACE_STEPS} steps per mode into DIR and print "
                    "each mode's costliest operations (default: none)")
     p.add_argument("--top", type=int, default=15, help="operations listed per traced mode (default: 15)")
+    p.add_argument("--convolutions", action="store_true",
+                   help="instead of whole steps, time each of the model's convolutions (forward and both "
+                   "gradients) in every JAX variant and in PyTorch: benchmarks.convolutions (default: off)")
     return p
 
 
@@ -202,6 +205,8 @@ def _main(argv: list[str]) -> int:
     for fw in frameworks:
         plan.modes(args, base, fw)  # every combination checked before any model is built
     keep_large_buffers()  # as the runner does, for both frameworks
+    if args.convolutions:
+        return _convolutions(base, frameworks, args)
     data = load_mnist()
     images, labels = data.train_images[: args.batch_size], data.train_labels[: args.batch_size]  # one batch
     backends = {fw: BACKENDS[fw](args.device) for fw in frameworks}
@@ -229,6 +234,30 @@ def _main(argv: list[str]) -> int:
         print()
         print("Matrix-multiply ceiling (2048 x 2048, median of 10):")
         print(table(["framework", "precision", "GFLOP/s"], ceilings(frameworks)))
+    return 0
+
+
+def _convolutions(base: Settings, frameworks: list[str], args) -> int:
+    """``--convolutions``: the model's convolutions, one row per shape, every variant side by side."""
+    from benchmarks import convolutions
+
+    backend = BACKENDS["jax"](args.device)
+    model = backend.build(MODELS[base.model], backend.resolve(base.replace(kernels="stock")), progress=False)
+    model.eval()
+    import jax.numpy as jnp
+
+    header, rows = convolutions.table(model, jnp.zeros((args.batch_size, 28, 28, 1)), frameworks=frameworks,
+                                      steps=args.steps)
+    size = f" at {base.image_size} px" if base.image_size else ""
+    print(f"{base.model}{size}, batch {args.batch_size}: each convolution's forward pass and both gradients, median "
+          f"of {args.steps} calls, on {backend.device()}")
+    print(table(header, rows))
+    totals = {c.removesuffix(" (ms)"): convolutions.total_ms(rows, header, c) for c in header if c.endswith("(ms)")}
+    if "jax" in frameworks:
+        totals["tuned"] = convolutions.tuned_total_ms(rows, header)
+    if rows:
+        print("\nSummed over the model's convolutions (ms): "
+              + ", ".join(f"{name} {ms:.0f}" for name, ms in totals.items()))
     return 0
 
 

@@ -17,8 +17,9 @@ def test_prints_step_times_per_mode_and_writes_traces(tmp_path):
             for line in proc.stdout.splitlines() if line.startswith("| jax") or line.startswith("| torch")}
     assert set(rows) == {("jax", "tuned"), ("torch", "eager")}, proc.stdout
     for line in rows.values():
-        step_ms, forward_ms = (float(v) for v in line.strip("|").split("|")[3:5])
-        assert 0 < forward_ms and 0 < step_ms
+        step_ms, forward_ms, backward_ms, update_ms = (float(v) for v in line.strip("|").split("|")[3:7])
+        assert 0 < forward_ms and 0 < step_ms and 0 < update_ms
+        assert backward_ms == pytest.approx(step_ms - forward_ms - update_ms, abs=0.02)
     assert "MFLOP per training image" in proc.stdout
     assert list(tmp_path.glob("jax-cnn-tuned-float32/**/*.xplane.pb"))
     assert (tmp_path / "torch-cnn-none-nchw-float32.json").stat().st_size > 0
@@ -54,7 +55,8 @@ def test_ceiling_rows_per_framework_and_precision():
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--model", "vgg16"], "--model 'vgg16' is unknown"),
+    (["--model", "faster_rcnn"], "--model 'faster_rcnn' is unknown"),
+    (["--optimizer", "lbfgs"], "--optimizer 'lbfgs' is unknown"),
     (["--framework", "tf"], "--framework 'tf' is unknown"),
     (["--steps", "0"], "--steps and --top must be at least 1"),
     (["--top", "0"], "--steps and --top must be at least 1"),
@@ -62,3 +64,30 @@ def test_ceiling_rows_per_framework_and_precision():
 ])
 def test_bad_input_is_one_line_and_exit_2(args, needle):
     assert_one_line_error(run_cli(*args, module="benchmarks.profile"), re.sub(r"\s+", " ", needle))
+
+
+def test_convolutions_lists_each_distinct_convolution_with_every_variant():
+    """The CNN's two convolutions read from its computation, each timed in the JAX variants and PyTorch, the tuned
+    layer's choice named, and the sums printed."""
+    proc = run_cli("--model", "cnn", "--convolutions", "--batch-size", "8", "--steps", "1", module="benchmarks.profile")
+    assert proc.returncode == 0, proc.stderr
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in proc.stdout.splitlines()
+            if re.match(r"\| 8x", line)]
+    assert [r[:4] for r in rows] == [["8x28x28x1", "3x3x1x32", "1/1", "1"], ["8x14x14x32", "3x3x32x64", "1/1", "1"]]
+    assert all(float(v) > 0 for r in rows for v in (r[4], r[5], r[6], r[8])) and {r[7] for r in rows} == {"XLA"}
+    assert re.search(r"Summed over the model's convolutions \(ms\): XLA [\d.]+, canonical [\d.]+, patches [\d.]+, "
+                     r"PyTorch [\d.]+, tuned [\d.]+", proc.stdout), proc.stdout
+
+
+def test_convolution_shapes_come_from_the_models_own_computation():
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from benchmarks.convolutions import shapes
+    from jax_impl.models import VGG16, MNISTClassifier
+
+    net = MNISTClassifier(VGG16(num_classes=10, kernels="stock", rngs=nnx.Rngs(0)), "vgg16", 32)
+    net.eval()
+    found = shapes(net, jnp.zeros((2, 28, 28, 1)))
+    assert sum(n for *_, n in found) == 13 and found[0][:2] == ((2, 32, 32, 3), (3, 3, 3, 64))
+    assert found[-1] == ((2, 2, 2, 512), (3, 3, 512, 512), 1, 1, 3)  # the last block's three, on 2 x 2 maps
