@@ -56,7 +56,9 @@ def cpu_label() -> str:
 
 def git_commit() -> str | None:
     """``$BENCH_GIT_COMMIT`` when set (a copy of the tree whose ``.git`` may not match it, as on a
-    lent GPU machine: the caller knows what it sent); else HEAD, ``+dirty`` with uncommitted changes."""
+    lent GPU machine: the caller knows what it sent); else HEAD, ``+dirty`` with uncommitted changes,
+    ``+unchecked`` when git could not say in time (a fresh clone's first status hashes every file:
+    on a busy machine, seconds); None without git. Never raises: a run's record must not fail on it."""
     if os.environ.get("BENCH_GIT_COMMIT"):
         return os.environ["BENCH_GIT_COMMIT"]
     try:
@@ -67,9 +69,14 @@ def git_commit() -> str | None:
         return None
     if out.returncode != 0:
         return None
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
-    return out.stdout.strip() + ("+dirty" if dirty else "")
+    try:
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                                capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return out.stdout.strip() + "+unchecked"
+    if status.returncode != 0:
+        return out.stdout.strip() + "+unchecked"
+    return out.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
 
 
 def host_environment() -> dict:

@@ -407,6 +407,7 @@ def training(model: str, data, *, seeds: list[int] | None = None, preset: str = 
         "test_accuracy": acc,
         "mean_test_accuracy": {side: float(np.mean(v)) for side, v in acc.items()},
         "gap_pp": result.mean_pp, "equivalence": result.as_dict(), "passed": result.equivalent,
-"runs": [{k: r[k] for k in ("framework", "seed", "test_accuracy", "test_macro_f1", "test_loss",
-                                     "train_loss", "train_time_s", "images_per_s", "weights")} for r in runs],
+        "runs": [{k: r[k] for k in ("side", "framework", "kernels", "seed", "test_accuracy", "test_macro_f1",
+                                     "test_loss", "train_loss", "train_time_s", "images_per_s", "weights")}
+                 for r in runs],
     }
