@@ -43,7 +43,8 @@ from mnist_common.config import ConfigError
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m benchmarks.profile", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="cnn", metavar="{" + ",".join(PROFILED) + "}", help="model to time (default: cnn)")
+    p.add_argument("--model", default="cnn", metavar="{" + ",".join(PROFILED) + "}",
+                   help="model to time (default: cnn)")
     p.add_argument("--optimizer", default=None, help="the optimizer (default: the cpu preset's)")
     p.add_argument("--framework", default="both", metavar="{jax,torch,both}", help="framework (default: both)")
     p.add_argument("--kernels", default="stock,tuned", help="JAX modes, comma-separated (default: stock,tuned)")
@@ -126,7 +127,8 @@ def profile_modes(framework: str, backend, base: Settings, images, labels, args)
         mode = mode_label(framework, kernels=run.kernels, precision=run.precision, torch_compile=run.torch_compile,
                           channels_last=run.channels_last)
         out.append({"framework": framework, "mode": mode, "compile_s": step.compile_s, "step_s": step_s,
-                    "forward_s": fwd_s, "update_s": update_s, "ops": _trace(framework, step, mode, run, args) if args.trace else None,
+                    "forward_s": fwd_s, "update_s": update_s,
+                    "ops": _trace(framework, step, mode, run, args) if args.trace else None,
                     "flops": step.flops if run.precision == "float32" else None})
     return out
 
@@ -221,7 +223,8 @@ def _main(argv: list[str]) -> int:
                    f"{args.batch_size / r['step_s']:.0f}",
                    f"{per_image * args.batch_size / r['step_s'] / 1e9:.0f}" if per_image else "-"] for r in rows]
     size = f" at {base.image_size} px" if base.image_size else ""
-    print(f"{args.model}{size}, {base.optimizer}, batch {args.batch_size}, median of {args.steps} steps after {args.warmup} warm-up steps "
+    print(f"{args.model}{size}, {base.optimizer}, batch {args.batch_size}, median of {args.steps} steps after "
+          f"{args.warmup} warm-up steps "
           f"on {', '.join(b.device() for b in backends.values())}"
           + (f"; XLA counts {per_image / 1e6:.1f} MFLOP per training image (float32 step)" if per_image else ""))
     print(table(header, table_rows))

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "parity.checks.TRAINING_PLANS)")
     p.add_argument("--torch-compile", default="default", metavar="{none,default,reduce-overhead,max-autotune}",
                    help="the torch.compile mode checked against eager PyTorch; none skips the check (default: default)")
-    p.add_argument("--preset", default="cpu", metavar="{smoke,cpu,full}", help="preset for --train and --train-kernels (default: cpu)")
+    p.add_argument("--preset", default="cpu", metavar="{smoke,cpu,full}",
+                   help="preset for --train and --train-kernels (default: cpu)")
     p.add_argument("--trajectory-steps", type=int, default=100, metavar="N",
                    help="optimizer steps in each trajectory check (default: 100)")
     p.add_argument("--timing-steps", type=int, default=20, metavar="N",

@@ -1,4 +1,4 @@
-"""torchvision's AlexNet in Flax NNX, plain layers, NHWC.
+"""torchvision's AlexNet in Flax NNX, NHWC, with stock or tuned layers (``kernels``).
 
 As ``torchvision.models.alexnet`` builds it: ``features`` (five convolutions,
 11x11/4, 5x5, then three 3x3, with ReLU; 3x3/2 max pools after the first,

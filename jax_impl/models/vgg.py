@@ -1,4 +1,4 @@
-"""torchvision's VGG16 (configuration "D") in Flax NNX, plain layers, NHWC.
+"""torchvision's VGG16 (configuration "D") in Flax NNX, NHWC, with stock or tuned layers (``kernels``).
 
 As ``torchvision.models.vgg16`` builds it: ``features`` (thirteen 3x3
 convolutions with ReLU, five 2x2 max pools), adaptive average pooling to 7x7,
@@ -53,7 +53,8 @@ class VGG16(nnx.Module):
         for v in CONFIG_D:
             if v != "M":
                 convs.append(layers.Conv(c_in, v, kernel_size=(3, 3), padding=((1, 1), (1, 1)),
-                                         kernel_init=conv_init, bias_init=nnx.initializers.zeros_init(), dtype=dtype, rngs=rngs))
+                                         kernel_init=conv_init, bias_init=nnx.initializers.zeros_init(), dtype=dtype,
+                                         rngs=rngs))
                 c_in = v
 
         def linear(d_in: int, d_out: int) -> nnx.Linear:

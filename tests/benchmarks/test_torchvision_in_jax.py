@@ -51,7 +51,7 @@ def test_both_frameworks_fine_tune_alexnet_side_by_side(tmp_path):
                    str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
-    assert [(r["framework"], r["mode"], r["image_size"]) for r in runs] == [("jax", "stock", 63),
+    assert [(r["framework"], r["mode"], r["image_size"]) for r in runs] == [("jax", "tuned", 63),  # auto: tuned
                                                                            ("torch", "eager", 63)]
     assert runs[0]["params"] == runs[1]["params"] == 57_044_810
     assert all(r["weights"] == "random init (seed 0)" and r["images_per_s"] > 0 for r in runs)

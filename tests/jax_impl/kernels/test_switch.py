@@ -16,7 +16,8 @@ def _port(net, arch: str, image_size: int):
     return lambda k: MNISTClassifier(net(num_classes=10, kernels=k, rngs=nnx.Rngs(0)), arch, image_size)
 
 
-BUILDERS = {"cnn": lambda k: CNN(kernels=k, rngs=nnx.Rngs(0)), "vit": lambda k: ViT("tiny/7", kernels=k, rngs=nnx.Rngs(0)),
+BUILDERS = {"cnn": lambda k: CNN(kernels=k, rngs=nnx.Rngs(0)),
+            "vit": lambda k: ViT("tiny/7", kernels=k, rngs=nnx.Rngs(0)),
             "vgg16": _port(VGG16, "vgg16", 32), "alexnet": _port(AlexNet, "alexnet", 63)}
 
 
@@ -45,18 +46,13 @@ def test_stock_models_hold_only_flax_layers(name):
 
 
 @pytest.mark.parametrize("name", BUILDERS)
-def test_stock_and_tuned_start_from_the_same_weights(name):
-    """One seed, one start: the switch changes how the layers compute, never what they are initialised to."""
+def test_stock_and_tuned_start_alike_and_give_the_same_logits_and_gradients(mnist, name):
+    """One seed, one start: the same initial weights. Then evaluation mode (dropout off), a real MNIST batch: its
+    black background makes tied maxima in the first pooling windows, which both pick the same way (see
+    test_pooling)."""
     stock, tuned = BUILDERS[name]("stock"), BUILDERS[name]("tuned")
     for (path, a), (_, b) in zip(*(jax.tree.leaves_with_path(nnx.state(m, nnx.Param)) for m in (stock, tuned))):
-        np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
-
-
-@pytest.mark.parametrize("name", BUILDERS)
-def test_stock_and_tuned_give_the_same_logits_and_gradients(mnist, name):
-    """Evaluation mode (dropout off), a real MNIST batch: its black background makes tied maxima in the
-    first pooling windows, which both pick the same way (see test_pooling)."""
-    stock, tuned = BUILDERS[name]("stock"), BUILDERS[name]("tuned")
+        np.testing.assert_array_equal(a, b, err_msg=f"initial {jax.tree_util.keystr(path)}")
     stock.eval(), tuned.eval()
     x, y = train.preprocess(mnist.test_images[:64]), jnp.asarray(mnist.test_labels[:64])
 
