@@ -4,7 +4,7 @@ The convolutions are read from the stock Flax model's computation (``jax.make_ja
 every ``conv_general_dilated`` with its input and kernel shapes, stride and padding;
 Flax's NHWC and HWIO layouts), one row per distinct shape. Each variant is timed as a
 training step needs it: the forward pass and both gradients (input and kernel), jitted,
-synchronised, median of ``steps`` calls after one warm-up:
+synchronised, after one warm-up call, by the caller's timer (``benchmarks.profile``'s median):
 
 * ``XLA``: ``lax.conv_general_dilated`` with JAX's own gradients (the stock layers);
 * ``canonical``: :func:`jax_impl.kernels.conv.conv2d`'s gradients in Eigen's canonical layout;
@@ -16,9 +16,8 @@ synchronised, median of ``steps`` calls after one warm-up:
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections import Counter
+from typing import Callable
 
 import jax
 import jax.extend.core
@@ -49,26 +48,24 @@ def shapes(model, x) -> list[tuple[tuple, tuple, int, int, int]]:
     return [(*key, n) for key, n in found.items()]
 
 
-def _median_ms(fn, steps: int) -> float:
-    fn()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+Timer = Callable[[Callable[[], object]], float]  # seconds of a synchronised call, however the caller takes them
 
 
-def _jax_ms(variant, x_shape, k_shape, stride: int, padding: int, steps: int) -> float:
+def _timed_ms(fn, time_s: Timer) -> float:
+    fn()  # compiles (JAX), warms up (PyTorch)
+    return 1000 * time_s(fn)
+
+
+def _jax_ms(variant, x_shape, k_shape, stride: int, padding: int, time_s: Timer) -> float:
     keys = jax.random.split(jax.random.key(0), 3)
     x, kernel = jax.random.normal(keys[0], x_shape), jax.random.normal(keys[1], k_shape) * 0.01
     out = jax.eval_shape(lambda x, k: tuned_conv._conv(x, k, stride, padding), x, kernel)
     cotangent = jax.random.normal(keys[2], out.shape)
     step = jax.jit(jax.grad(lambda x, k: jnp.vdot(variant(x, k, stride, padding), cotangent), argnums=(0, 1)))
-    return _median_ms(lambda: jax.block_until_ready(step(x, kernel)), steps)
+    return _timed_ms(lambda: jax.block_until_ready(step(x, kernel)), time_s)
 
 
-def _torch_ms(x_shape, k_shape, stride: int, padding: int, steps: int) -> float:
+def _torch_ms(x_shape, k_shape, stride: int, padding: int, time_s: Timer) -> float:
     import torch
     import torch.nn.functional as F
 
@@ -83,24 +80,19 @@ def _torch_ms(x_shape, k_shape, stride: int, padding: int, steps: int) -> float:
         x.grad = kernel.grad = None
         F.conv2d(x, kernel, stride=stride, padding=padding).backward(cotangent)
 
-    return _median_ms(step, steps)
+    return _timed_ms(step, time_s)
 
 
-def _tuned(x_shape, k_shape) -> str:
-    """The variant ``Conv`` (the ports' tuned layer) runs for these shapes."""
-    return "patches" if x_shape[1] < k_shape[0] or x_shape[2] < k_shape[1] else "XLA"
-
-
-def table(model, x, *, frameworks: list[str], steps: int) -> tuple[list[str], list[list[str]]]:
+def table(model, x, *, frameworks: list[str], time_s: Timer) -> tuple[list[str], list[list[str]]]:
     """The header and rows: each convolution of ``model(x)``, its count, and milliseconds per variant."""
     rows = []
     for x_shape, k_shape, stride, padding, count in shapes(model, x):
         row = ["x".join(map(str, x_shape)), "x".join(map(str, k_shape)), f"{stride}/{padding}", str(count)]
         if "jax" in frameworks:
-            row += [f"{_jax_ms(fn, x_shape, k_shape, stride, padding, steps):.2f}" for fn in VARIANTS.values()]
-            row.append(_tuned(x_shape, k_shape))
+            row += [f"{_jax_ms(fn, x_shape, k_shape, stride, padding, time_s):.2f}" for fn in VARIANTS.values()]
+            row.append("patches" if tuned_conv.smaller_than_kernel(x_shape, k_shape) else "XLA")  # as Conv runs it
         if "torch" in frameworks:
-            row.append(f"{_torch_ms(x_shape, k_shape, stride, padding, steps):.2f}")
+            row.append(f"{_torch_ms(x_shape, k_shape, stride, padding, time_s):.2f}")
         rows.append(row)
     header = ["input (NHWC)", "kernel (HWIO)", "stride/pad", "count"]
     if "jax" in frameworks:

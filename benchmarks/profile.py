@@ -250,7 +250,7 @@ def _convolutions(base: Settings, frameworks: list[str], args) -> int:
     import jax.numpy as jnp
 
     header, rows = convolutions.table(model, jnp.zeros((args.batch_size, 28, 28, 1)), frameworks=frameworks,
-                                      steps=args.steps)
+                                      time_s=lambda fn: _time(fn, args.steps, lambda: None))
     size = f" at {base.image_size} px" if base.image_size else ""
     print(f"{base.model}{size}, batch {args.batch_size}: each convolution's forward pass and both gradients, median "
           f"of {args.steps} calls, on {backend.device()}")

@@ -387,17 +387,18 @@ def training(model: str, data, *, seeds: list[int] | None = None, preset: str = 
     plan = TRAINING_PLANS[model]
     seeds = list(plan.seeds if seeds is None else seeds)
     sides = SIDES[compare]
+    backends = (JaxBackend(), TorchBackend())
     runs = []
     for seed in seeds:
         if compare == "kernels":
             for kernels in sides:
                 s = resolve(model, preset, {"seed": seed, "kernels": kernels})
-                runs.append(run_one(JaxBackend(), s, data, progress=progress).to_json() | {"side": kernels})
+                runs.append(run_one(backends[0], s, data, progress=progress).to_json() | {"side": kernels})
             continue
         s = resolve(model, preset, {"seed": seed})
         flax_model, torch_model = build_pair(model, seed, init_from="flax", variant=s.variant)
         weights = f"Flax init (seed {seed}), converted to PyTorch"
-        for backend, net in zip((JaxBackend(), TorchBackend()), (flax_model, torch_model)):
+        for backend, net in zip(backends, (flax_model, torch_model)):
             record = run_one(backend, s, data, progress=progress, model=net, weights=weights).to_json()
             runs.append(record | {"side": record["framework"]})
     acc = {side: [r["test_accuracy"] for r in runs if r["side"] == side] for side in sides}

@@ -8,8 +8,8 @@ where they were measured faster, and stock elsewhere. What each one gained,
 and how it was measured: ``docs/performance.md``.
 
 * :mod:`~jax_impl.kernels.conv`: the CNN's first block fused into one loop,
-  convolution gradients in Eigen's canonical layout (``Conv``, every model's other
-  convolutions, VGG16's and AlexNet's included), the bias gradient as a product;
+  convolution gradients in Eigen's canonical layout, maps smaller than the kernel as one
+  product (``Conv``: VGG16's and AlexNet's convolutions), the bias gradient as a product;
 * :mod:`~jax_impl.kernels.pooling`: max pooling with PyTorch's first-maximum gradient;
 * :mod:`~jax_impl.kernels.dropout`: dropout masks from 16-bit random numbers;
 * :mod:`~jax_impl.kernels.threefry`: those random numbers, ``jax.random.bits``'s, in one fused pass;

@@ -79,6 +79,11 @@ def _conv_canonical_grads_bwd(stride, padding, res, g):
 _conv_canonical_grads.defvjp(_conv_canonical_grads_fwd, _conv_canonical_grads_bwd)
 
 
+def smaller_than_kernel(x_shape, kernel_shape) -> bool:
+    """Whether an NHWC map is smaller than an HWIO kernel on a side: :func:`conv2d` then takes the product."""
+    return x_shape[1] < kernel_shape[0] or x_shape[2] < kernel_shape[1]
+
+
 def _conv_as_product(x, kernel, stride: int, padding: int):
     """The convolution as one matrix product of the input's patches (im2col) with the kernel's rows; its
     gradients are JAX's for the product and the slices. ``[B, H, W, Cin]`` -> ``[B, Ho, Wo, Cout]``."""
@@ -101,10 +106,10 @@ def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, stride: int,
     XLA chooses (faster at a step's top level for VGG16's wide convolutions: its explicit
     transposes cost more than they save there). A map smaller than the kernel (VGG16's last
     block at 32 px: 2 x 2 maps, 3 x 3 kernels), where most of every window is padding, is one
-    matrix product of its patches either way: XLA CPU's convolution took 50 times as long
-    there (docs/performance.md, "VGG16 and AlexNet").
+    matrix product of its patches either way: XLA CPU's convolution took some 40 times as
+    long there (docs/performance.md, "VGG16 and AlexNet").
     """
-    if x.shape[1] < kernel.shape[0] or x.shape[2] < kernel.shape[1]:
+    if smaller_than_kernel(x.shape, kernel.shape):
         y = _conv_as_product(x, kernel, stride, padding)
     elif canonical_grads:
         y = _conv_canonical_grads(x, kernel, stride, padding)
