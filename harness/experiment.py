@@ -62,7 +62,8 @@ def run_one(backend, settings: Settings, data: MNIST, *, progress: bool = True, 
     history = [h.as_dict() for h in fit.history]
     flops = fit.train_flops_per_image
     record = RunRecord(
-        framework=backend.name, **s.record(backend.name) | {"kernels": backend.kernels(model)},
+        framework=backend.name,
+        **s.record(backend.name) | {"kernels": backend.kernels(model), "all_reduce": fit.all_reduce},
         warmup_steps=config.warmup_steps, weights=weights, weights_info=info.as_dict() if info is not None else None,
         train_size=int(len(split.train)), val_size=int(len(split.val)), test_size=int(len(test_idx)),
         device=backend.device(), train_loss=fit.train_loss, val_accuracy=fit.history[-1].val_accuracy,

@@ -57,6 +57,7 @@ class RunRecord:
     precision: str = "float32"
     torch_compile: str | None = None
     channels_last: bool | None = None
+    all_reduce: str | None = None  # JAX over several devices: "flat" (one buffer) or "xla" (per tensor)
     optimizer: str = "-"
     epochs: int = 0
     batch_size: int | None = None

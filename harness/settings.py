@@ -86,6 +86,9 @@ class Settings(TrainConfig):
         if self.variant is not None and self.variant not in spec.variants:
             known = f"choose from {', '.join(spec.variants)}" if spec.variants else "this model has no variants"
             raise ConfigError("variant", f"{self.variant!r} is unknown for {self.model} ({known})")
+        if self.all_reduce == "flat" and self.kernels == "stock":
+            raise ConfigError("all_reduce", "flat needs the tuned layers (each device draws its rows of the batch's "
+                              "dropout masks; Flax's own dropout cannot): use --kernels tuned, or --all-reduce xla")
         if self.label_smoothing and self.model == "faster_rcnn":
             raise ConfigError("label_smoothing", "does not apply to faster_rcnn (its losses are the detector's own)")
         if spec.finetune:

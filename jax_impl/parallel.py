@@ -10,14 +10,21 @@ process's devices, ordered by process, so process ``r`` holds rows
 ``r * B/n .. (r+1) * B/n`` of each global batch of ``B`` (as
 ``mnist_common.processes.World.share`` says). On CPUs the collectives go
 through gloo.
+
+The gradients' sum is XLA's own (an all-reduce of every gradient tensor, which
+gloo reduces one by one) or, with ``all_reduce="flat"``, one all-reduce of the
+gradients raveled into one buffer (``jax_impl.train``): :func:`all_reduce_for`
+decides.
 """
 
 from __future__ import annotations
 
 import jax
 import numpy as np
+from flax import nnx
 from jax.sharding import Mesh
 
+from jax_impl.kernels import dropout
 from mnist_common.processes import ProcessesError, World
 
 #: Seconds without a heartbeat after which JAX's coordinator declares a process dead and stops the others.
@@ -94,3 +101,38 @@ def place(tree, where):
         return jax.make_array_from_callback(x.shape, where, lambda index: x[index])
 
     return jax.tree.map(leaf, tree)
+
+
+def flat_all_reduce_blocker(model: nnx.Module) -> str | None:
+    """Why ``model`` cannot train with the flat all-reduce, or None when it can.
+
+    That step runs each device's rows as a model of its own, so a layer must
+    not depend on the whole batch: dropout has to be the tuned one, which draws
+    its rows of the whole batch's mask (Flax's own draws the same mask on every
+    device), and nothing may compute batch statistics.
+    """
+    for path, module in nnx.iter_modules(model):
+        name = ".".join(map(str, path)) or type(model).__name__
+        if isinstance(module, nnx.Dropout) and module.rate > 0 and (
+                not isinstance(module, dropout.Dropout) or module.broadcast_dims):
+            return f"{name} is Flax's own dropout (build the model with kernels='tuned')"
+        if hasattr(module, "use_running_average"):
+            return f"{name} computes batch statistics"
+    return None
+
+
+def all_reduce_for(choice: str, mesh: Mesh | None, model: nnx.Module) -> str | None:
+    """How a step over ``mesh`` sums ``model``'s gradients: ``"flat"`` or ``"xla"``; None on one device.
+
+    ``choice``: ``mnist_common.config.ALL_REDUCES``. ``"auto"`` is flat across
+    processes, where it was measured faster (gloo), when the model allows it;
+    ``"flat"`` for a model that does not is a ValueError saying why.
+    """
+    if mesh is None:
+        return None
+    blocker = flat_all_reduce_blocker(model)
+    if choice == "flat" and blocker:
+        raise ValueError(f"the flat all-reduce needs every device's rows computed alone, but {blocker}")
+    if choice == "auto":
+        return "flat" if blocker is None and jax.process_count() > 1 else "xla"
+    return choice

@@ -32,12 +32,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import NamedSharding
+from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jax_impl.augment import shift_images
+from jax_impl.kernels.dropout import batch_split
 from jax_impl.optim import make_optimizer
-from jax_impl.parallel import batch_mesh, place
+from jax_impl.parallel import all_reduce_for, batch_mesh, place
 from mnist_common import BACKGROUND, EpochStats, FitResult, TrainConfig, normalize, training_tables
 from mnist_common.checkpointing import Checkpointing, Progress
 from mnist_common.epochs import Epochs, WarmUp
@@ -56,6 +58,7 @@ class StepRecipe:
 
     label_smoothing: float = 0.0
     max_shift: int = 0  # 0: no augmentation
+    flat_over: Mesh | None = None  # sum the gradients over this batch mesh as one flat buffer; None: XLA's own
 
 
 def _at_least_float32(x: jax.Array) -> jax.Array:
@@ -72,14 +75,53 @@ def loss_fn(model: nnx.Module, x: jax.Array, y: jax.Array, label_smoothing: floa
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
-def _update(graphdef, recipe: StepRecipe, state, loss_sum, images, labels, order, shifts, step):
-    """One update on batch ``order[step]``; returns the new state and the running loss sum."""
-    model, optimizer = nnx.merge(graphdef, state)
+def _batch(recipe: StepRecipe, images, labels, order, shifts, step):
+    """The images and labels of batch ``order[step]``, shifted where the recipe augments."""
     idx = order[step]  # [B] indices into the device-resident training set
     x = images[idx]  # [B, 28, 28, 1]
     if recipe.max_shift:
         x = shift_images(x, shifts[step], recipe.max_shift, BACKGROUND)
-    loss, grads = nnx.value_and_grad(loss_fn)(model, x, labels[idx], recipe.label_smoothing)
+    return x, labels[idx]
+
+
+def _flat_loss_and_grads(model, recipe: StepRecipe, images, labels, order, shifts, step):
+    """The batch's mean loss and its gradients (as ``nnx.value_and_grad``), each device computing those of its
+    rows and the gradients summed over the mesh as ONE raveled buffer: one all-reduce per step.
+
+    XLA's own partitioning sums the same gradients with one all-reduce of many
+    operands, which gloo (XLA CPU across processes) reduces one tensor at a
+    time. Each device draws its rows of the whole batch's dropout masks
+    (``jax_impl.kernels.dropout.batch_split``), so the step is the unsplit step's
+    up to the order of its sums.
+    """
+    mesh = recipe.flat_over
+    count = mesh.shape["batch"]
+    graphdef, model_state = nnx.split(model)
+
+    def share(model_state, images, labels, order, shifts, step):  # one device: order, shifts [steps, B/count, ...]
+        model = nnx.merge(graphdef, model_state)
+        x, y = _batch(recipe, images, labels, order, shifts, step)
+        with batch_split("batch", count):
+            loss, grads = nnx.value_and_grad(loss_fn)(model, x, y, recipe.label_smoothing)
+        flat, unravel = ravel_pytree(grads)  # every gradient in one [P] vector
+        flat, loss = jax.lax.psum((flat, loss), "batch")
+        return loss / count, unravel(flat / count), nnx.state(model)  # the state: the random streams moved on
+
+    split = jax.shard_map(share, mesh=mesh, in_specs=(P(), P(), P(), P(None, "batch"), P(None, "batch"), P()),
+                          out_specs=P(), check_vma=False)  # (custom gradients give varying for unvarying)
+    loss, grads, model_state = split(model_state, images, labels, order, shifts, step)
+    nnx.update(model, model_state)
+    return loss, grads
+
+
+def _update(graphdef, recipe: StepRecipe, state, loss_sum, images, labels, order, shifts, step):
+    """One update on batch ``order[step]``; returns the new state and the running loss sum."""
+    model, optimizer = nnx.merge(graphdef, state)
+    if recipe.flat_over is not None:
+        loss, grads = _flat_loss_and_grads(model, recipe, images, labels, order, shifts, step)
+    else:
+        x, y = _batch(recipe, images, labels, order, shifts, step)
+        loss, grads = nnx.value_and_grad(loss_fn)(model, x, y, recipe.label_smoothing)
     optimizer.update(model, grads)
     return nnx.state((model, optimizer)), loss_sum + loss
 
@@ -368,7 +410,9 @@ def fit(
     def loss_start(value: float = 0.0):  # the epoch's running loss sum, on the device(s)
         return placed(np.asarray(value, np.float32), replicated)
 
-    recipe = StepRecipe(label_smoothing=float(config.label_smoothing), max_shift=max_shift)
+    all_reduce = all_reduce_for(config.all_reduce, mesh, model)
+    recipe = StepRecipe(label_smoothing=float(config.label_smoothing), max_shift=max_shift,
+                        flat_over=mesh if all_reduce == "flat" else None)
     args = (state, loss_start(), x_train, y_train, *epoch_tables(0), np.int32(0))
     say = speaker("jax", say, progress)
     say("compiling the training step" + (" and the evaluation step" if val_images is not None else "") + " (XLA)")
@@ -429,6 +473,7 @@ def fit(
         batch_size=batch_size,
         steps_per_call=per_call,
         devices=mesh.size if mesh else 1,
+        all_reduce=all_reduce,
         processes=jax.process_count(),
         # XLA's own count of the compiled step's floating-point operations, per training image
         train_flops_per_image=flops / (batch_size / (mesh.size if mesh else 1)) if flops else None,

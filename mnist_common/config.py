@@ -16,6 +16,8 @@ from mnist_common.settings import FINITE, NON_NEGATIVE, POSITIVE, ConfigError, a
 OPTIMIZERS = ("adam", "adamw", "sgd")
 #: JAX models' layer implementations (``jax_impl.kernels``): auto (tuned on a CPU), stock Flax, tuned for XLA CPU.
 KERNELS = ("auto", "stock", "tuned")
+#: How JAX sums gradients over devices: auto (flat across processes where the model allows), one flat buffer, XLA's own.
+ALL_REDUCES = ("auto", "flat", "xla")
 #: Computation precision: parameters and optimizer state stay float32 either way.
 PRECISIONS = ("float32", "bfloat16")
 #: ``torch.compile`` modes for the PyTorch training step (``none``: eager).
@@ -70,6 +72,11 @@ class TrainConfig:
                                   from_preset=False, metavar="N", record=None,
                                   default_text="1 with --framework both, else every local device that divides the "
                                   "batch")
+    all_reduce: str = setting("auto", "JAX over several devices or processes: sum the gradients raveled into one "
+                              "buffer, one all-reduce per step (flat), or as XLA partitions the step, one all-reduce "
+                              "of every tensor (xla); auto: flat across processes where the model allows it (tuned "
+                              "dropout, no batch statistics), else xla; each run records the choice it resolved to",
+                              choices=ALL_REDUCES, from_preset=False, record="jax")
     torch_compile: str = setting("none", "PyTorch: torch.compile the training step (forward, loss, backward, "
                                  "optimizer update) and the evaluation forward pass in this mode, or none for eager",
                                  choices=TORCH_COMPILE_MODES, modes=True, from_preset=False, applies="compilable",
@@ -126,6 +133,7 @@ class FitResult:
     steps_per_call: int = 1
     devices: int = 1  # devices sharing each batch, over every process
     processes: int = 1  # processes of a multi-process run (harness.launch, torchrun, SLURM)
+    all_reduce: str | None = None  # JAX over several devices: how the gradients were summed ("flat", "xla")
     compiled_steps: int = 0  # compiled PyTorch: the first steps, which compiled; their time is compile_time_s
     train_flops_per_image: float | None = None  # XLA's count of the compiled step, where it is complete
     recompilations: int = 0  # compilations after warm-up (compiled PyTorch)

@@ -1,13 +1,16 @@
 """N processes against one: the same optimizer steps of one model in one framework, compared.
 
 ``python -m parity.processes --framework jax|torch|both --model cnn|vit|all --processes 2``
-trains each model for ``--steps`` SGD steps (momentum, float32, dropout off) in
+trains each model for ``--steps`` SGD steps (momentum, float32) in
 this process, then again as ``--processes`` data-parallel workers
 (``harness.launch``, PyTorch's elastic launcher: JAX's distributed runtime over gloo, PyTorch DDP), on the
 same global batches in the same order, and compares the loss of every step and
 the final parameters. Data parallelism changes only the order in which the
 gradient is summed, so the trajectories must agree to float32 rounding: losses
-within 1e-5, parameters within 1e-4. Exits 1 when a check fails, 2 on a usage error.
+within 1e-5, parameters within 1e-4. JAX trains with the models' dropout on:
+its workers draw their rows of the whole batch's masks, whichever all-reduce
+sums the gradients (``--all-reduce``). PyTorch's DDP draws each process's own
+masks, so it trains with dropout off. Exits 1 when a check fails, 2 on a usage error.
 
 Each step is one epoch over ``2 * batch - 1`` images (one full batch, a
 different one each epoch), so every step's loss is the epoch loss ``fit``
@@ -28,6 +31,7 @@ import numpy as np
 from harness import cli
 from harness.cli import Parser, UsageError
 from harness.launch import LaunchError, choose_port, run_workers, setup_worker
+from mnist_common.config import ALL_REDUCES
 from mnist_common.processes import world_from_environment
 from parity.compare import compare_trees
 from parity.run import MODELS
@@ -45,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, default=2, metavar="N", help="worker processes (default: 2)")
     p.add_argument("--steps", type=int, default=20, metavar="N", help="SGD steps (default: 20)")
     p.add_argument("--batch-size", type=int, default=64, metavar="B", help="global batch (default: 64)")
+    p.add_argument("--all-reduce", default="auto", choices=ALL_REDUCES,
+                   help="JAX: how the workers sum the gradients (jax_impl.parallel.all_reduce_for; default: auto)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="folder for processes.json, parity.md and summary.md (default: print only)")
     p.add_argument("--worker", default=None, metavar="FILE", help=argparse.SUPPRESS)  # set by the launch
@@ -59,13 +65,16 @@ def _choice(value: str, names: tuple[str, ...], all_name: str, flag: str) -> lis
     return [value]
 
 
-def trajectory(framework: str, model: str, images: np.ndarray, labels: np.ndarray, *, steps: int,
-               batch_size: int, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(loss of each step ``[steps]``, final parameters by path) of ``steps`` SGD steps in ``framework``, in
-    however many processes this one belongs to (its framework's parallel runtime joined already)."""
+def trajectory(framework: str, model: str, images: np.ndarray, labels: np.ndarray, *, steps: int, batch_size: int,
+               seed: int = 0, all_reduce: str = "auto") -> tuple[np.ndarray, dict[str, np.ndarray], str]:
+    """(loss of each step ``[steps]``, final parameters by path, how the gradients were summed: ``fit``'s
+    ``all_reduce`` or ``"-"``) of ``steps`` SGD steps in ``framework``, in however many processes this one
+    belongs to (its framework's parallel runtime joined already): JAX with the tuned layers and dropout on,
+    PyTorch with dropout off."""
     from mnist_common import TrainConfig
 
-    config = TrainConfig(epochs=steps, batch_size=batch_size, optimizer="sgd", lr=0.05, momentum=0.9, seed=seed)
+    config = TrainConfig(epochs=steps, batch_size=batch_size, optimizer="sgd", lr=0.05, momentum=0.9, seed=seed,
+                         all_reduce=all_reduce)
     if framework == "jax":
         from flax import nnx
 
@@ -73,7 +82,8 @@ def trajectory(framework: str, model: str, images: np.ndarray, labels: np.ndarra
         import jax_impl.train
         from parity.convert import flax_params
 
-        net = getattr(jax_impl.models, model.upper() if model == "cnn" else "ViT")(dropout=0.0, rngs=nnx.Rngs(seed))
+        net = getattr(jax_impl.models, model.upper() if model == "cnn" else "ViT")(kernels="tuned",
+                                                                                   rngs=nnx.Rngs(seed))
         fit = jax_impl.train.fit(net, images, labels, config, progress=False)
         params = flax_params(net)
     else:
@@ -88,7 +98,7 @@ def trajectory(framework: str, model: str, images: np.ndarray, labels: np.ndarra
         fit = torch_ref.train.fit(net, images, labels, config, progress=False)
         params = torch_params(net)
     losses = np.array([h.train_loss for h in fit.history], np.float64)
-    return losses, {k: np.asarray(v, np.float64) for k, v in params.items()}
+    return losses, {k: np.asarray(v, np.float64) for k, v in params.items()}, fit.all_reduce or "-"
 
 
 def _training_data(batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,31 +125,33 @@ def _worker(args) -> int:
         from torch_ref import parallel
 
         parallel.initialize(world, torch.device("cpu"))
-    losses, params = trajectory(framework, model, *_training_data(args.batch_size), steps=args.steps,
-                                batch_size=args.batch_size)
+    losses, params, summed = trajectory(framework, model, *_training_data(args.batch_size), steps=args.steps,
+                                batch_size=args.batch_size, all_reduce=args.all_reduce)
     if world.main:
-        np.savez(args.worker, losses=losses, **{f"param:{k}": v for k, v in params.items()})
+        np.savez(args.worker, losses=losses, all_reduce=summed, **{f"param:{k}": v for k, v in params.items()})
     return 0
 
 
-def check(framework: str, model: str, *, processes: int = 2, steps: int = 20, batch_size: int = 64) -> list[dict]:
-    """Parity records (``parity.checks`` style) of ``processes`` workers against this process: losses, parameters.
+def check(framework: str, model: str, *, processes: int = 2, steps: int = 20, batch_size: int = 64,
+          all_reduce: str = "auto") -> list[dict]:
+    """Parity records (``parity.checks`` style) of ``processes`` workers against this process: losses, parameters
+    (``all_reduce``: how JAX's workers sum the gradients).
 
     Raises RuntimeError when the workers fail.
     """
     images, labels = _training_data(batch_size)
-    losses, params = trajectory(framework, model, images, labels, steps=steps, batch_size=batch_size)
+    losses, params, _ = trajectory(framework, model, images, labels, steps=steps, batch_size=batch_size)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "trajectory.npz"
         command = ["-m", "parity.processes", "--worker", str(out), "--framework", framework, "--model", model,
-                   "--steps", str(steps), "--batch-size", str(batch_size)]
+                   "--steps", str(steps), "--batch-size", str(batch_size), "--all-reduce", all_reduce]
         code = run_workers(command, processes, port=choose_port(), say=lambda line: None)
         if code != 0 or not out.is_file():
             raise RuntimeError(f"{processes} {framework} worker processes failed (status {code})")
         with np.load(out) as saved:
-            theirs = {"losses": saved["losses"]}
+            theirs, summed = {"losses": saved["losses"]}, str(saved["all_reduce"])
             their_params = {k.removeprefix("param:"): saved[k] for k in saved.files if k.startswith("param:")}
-    name = f"{processes} processes vs 1"
+    name = f"{processes} processes vs 1" + (f" ({summed} all-reduce)" if framework == "jax" else "")
     records = []
     for what, actual, reference, tolerance in (
             ("losses", theirs, {"losses": losses}, LOSS_TOLERANCE),
@@ -188,7 +200,7 @@ def _main(argv: list[str]) -> int:
         for model in models:
             try:
                 found = check(framework, model, processes=args.processes, steps=args.steps,
-                              batch_size=args.batch_size)
+                              batch_size=args.batch_size, all_reduce=args.all_reduce)
             except (RuntimeError, LaunchError) as err:
                 print(f"error: {framework} {model}: {err}", file=sys.stderr)
                 return 2 if isinstance(err, LaunchError) else 1
@@ -202,8 +214,8 @@ def _main(argv: list[str]) -> int:
         command = "python -m parity.processes " + shlex.join(argv)
         atomic_write(out / "processes.json", json.dumps({"command": command, "checks": records}, indent=2) + "\n")
         atomic_write(out / "summary.md", summary(records, command))  # what benchmarks.report --readme inserts
-        intro = (f"# Several processes against one\n\n{args.steps} SGD steps (momentum 0.9, float32, dropout off, "
-                 f"global batch {args.batch_size}) in one process and in {args.processes} data-parallel worker "
+        intro = (f"# Several processes against one\n\n{args.steps} SGD steps (momentum 0.9, float32, global batch "
+                 f"{args.batch_size}; JAX: tuned layers, dropout on; PyTorch: dropout off) in one process and in {args.processes} data-parallel worker "
                  "processes (JAX's distributed runtime, PyTorch DDP; gloo on a CPU), on the same batches in the same "
                  "order: the loss of every step and the final parameters, max abs diff.\n\n")
         atomic_write(out / "parity.md", intro + summary(records, command))

@@ -44,11 +44,20 @@ def _applies(key: jax.Array) -> bool:
             and str(jax.random.key_impl(key)) == "threefry2x32" and jax.config.jax_threefry_partitionable)
 
 
-def bits(key: jax.Array, n: int) -> jax.Array:
-    """``jax.random.bits(key, (n,), jnp.uint32)``: ``n`` random 32-bit words from a typed PRNG key."""
-    if not _applies(key) or n >= 1 << 32:
-        return jax.random.bits(key, (n,), jnp.uint32)
+def bits(key: jax.Array, n: int, *, start: jax.Array | int = 0, total: int | None = None) -> jax.Array:
+    """``jax.random.bits(key, (total,), jnp.uint32)[start:start + n]``: ``n`` random 32-bit words from a typed PRNG
+    key, those at ``start ..`` of a draw of ``total`` (default: ``n`` from 0).
+
+    The slice is computed directly (each word depends on its index only), so one
+    device of several draws its own part of a mask without the rest; ``start``
+    may be traced. Outside the fused case the whole draw is made and sliced.
+    """
+    total = n if total is None else total
+    if not _applies(key) or total >= 1 << 32:
+        words = jax.random.bits(key, (total,), jnp.uint32)
+        return words if n == total else lax.dynamic_slice_in_dim(words, start, n)
     k0, k1 = jax.random.key_data(key)
-    counts = lax.iota(jnp.uint32, n)  # the counter pairs (0, i), i < 2**32: JAX's iota_2x32_shape((n,))
+    # the counter pairs (0, i), i < 2**32: JAX's iota_2x32_shape((total,)) at i = start ..
+    counts = lax.iota(jnp.uint32, n) + jnp.asarray(start, jnp.uint32)
     hi, lo = threefry2x32(k0, k1, jnp.zeros_like(counts), counts)
     return hi ^ lo

@@ -59,6 +59,8 @@ def test_settings_that_do_not_apply_are_errors_for_one_model_and_dropped_for_sev
     ("alexnet", {"image_size": 62}, "image_size"),
     ("vgg16", {"weights": "/no/such/file.pt"}, "weights"),
     ("faster_rcnn", {"label_smoothing": 0.1}, "label_smoothing"),
+    ("cnn", {"all_reduce": "ring"}, "all_reduce"),
+    ("cnn", {"all_reduce": "flat", "kernels": "stock"}, "all_reduce"),  # Flax's dropout: one mask per device
 ])
 def test_bad_values_name_their_field(model, overrides, field):
     with pytest.raises(ConfigError) as err:

@@ -49,3 +49,27 @@ def test_data_parallel_fit_matches_one_device():
 @pytest.mark.skipif(len(jax.local_devices()) > 1, reason="several local devices (GPUs, or XLA_FLAGS)")
 def test_one_device_means_no_mesh():
     assert batch_mesh(128) is None and batch_mesh(128, devices=4) is None
+
+
+def test_how_gradients_are_summed():
+    """One device: no all-reduce. Across processes ``auto`` is flat where every device's rows can be computed
+    alone (tuned dropout); Flax's own dropout draws one mask on every device, so ``flat`` refuses it."""
+    from flax import nnx
+    from jax.sharding import Mesh
+
+    from jax_impl.models import CNN
+    from jax_impl.parallel import all_reduce_for, flat_all_reduce_blocker
+
+    tuned, stock = (CNN(kernels=k, rngs=nnx.Rngs(0)) for k in ("tuned", "stock"))
+    mesh = Mesh(np.array(jax.devices()[:1]), ("batch",))
+    assert all_reduce_for("flat", None, tuned) is None
+    assert flat_all_reduce_blocker(tuned) is None and "dropout" in flat_all_reduce_blocker(stock)
+    assert flat_all_reduce_blocker(CNN(kernels="stock", dropout=0.0, rngs=nnx.Rngs(0))) is None
+    assert all_reduce_for("flat", mesh, tuned) == "flat" and all_reduce_for("xla", mesh, tuned) == "xla"
+    assert all_reduce_for("auto", mesh, tuned) == ("flat" if jax.process_count() > 1 else "xla")
+    assert all_reduce_for("auto", mesh, stock) == "xla"
+    with pytest.raises(ValueError, match="dropout"):
+        all_reduce_for("flat", mesh, stock)
+    model = CNN(kernels="tuned", rngs=nnx.Rngs(0))
+    model.norm = nnx.BatchNorm(4, rngs=nnx.Rngs(0))  # batch statistics differ per device
+    assert "batch statistics" in flat_all_reduce_blocker(model)

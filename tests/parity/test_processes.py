@@ -16,9 +16,10 @@ def _assert_equal_trajectories(records):
     assert by_what["losses"]["tolerance"] == 1e-5 and by_what["parameters"]["tolerance"] == 1e-4
 
 
-@pytest.mark.parametrize("framework", ["jax", "torch"])
-def test_two_processes_follow_one_for_20_sgd_steps_cnn(framework):
-    _assert_equal_trajectories(check(framework, "cnn", processes=2, steps=20))
+@pytest.mark.parametrize("framework, all_reduce", [("jax", "flat"), ("jax", "xla"), ("torch", "auto")])
+def test_two_processes_follow_one_for_20_sgd_steps_cnn(framework, all_reduce):
+    """JAX with dropout on, both ways of summing the gradients: the workers draw the one process's masks."""
+    _assert_equal_trajectories(check(framework, "cnn", processes=2, steps=20, all_reduce=all_reduce))
 
 
 @pytest.mark.slow

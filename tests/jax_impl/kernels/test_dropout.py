@@ -32,3 +32,24 @@ def test_dropout_module_train_eval_and_streams():
     assert Dropout(0.0, rngs=nnx.Rngs(0))(x) is x
     wide = Dropout(0.5, broadcast_dims=(0,), rngs=nnx.Rngs(dropout=1))(jnp.ones((8, 16)))
     assert (wide == wide[0]).all(), "broadcast_dims keeps nnx.Dropout's behaviour"
+
+
+@pytest.mark.parametrize("shape", [(8, 6), (4, 3, 5), (4, 1)])  # even and odd shares: words split across devices
+@pytest.mark.parametrize("count", [2, 4])
+def test_each_device_draws_its_rows_of_the_whole_batch_mask(shape, count):
+    """Under ``batch_split`` (here a vmap standing in for the devices of a shard_map) every device's mask is its
+    rows of the mask the unsplit batch draws: split training keeps the unsplit step's masks."""
+    from jax_impl.kernels.dropout import batch_split
+
+    key = jax.random.key(9)
+    whole, scale = dropout_mask(key, shape, 0.3)
+    local = (shape[0] // count, *shape[1:])
+
+    def one_device(_):
+        with batch_split("batch", count):
+            return dropout_mask(key, local, 0.3)[0]
+
+    shares = jax.vmap(one_device, axis_name="batch")(jnp.arange(count))  # [count, B/count, ...]
+    np.testing.assert_array_equal(np.asarray(shares).reshape(shape), np.asarray(whole))
+    assert not np.asarray(shares[0] == shares[1]).all()  # not one mask repeated
+    assert dropout_mask(key, local, 0.3)[1] == scale

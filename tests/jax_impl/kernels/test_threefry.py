@@ -49,3 +49,13 @@ def test_other_generators_fall_back_to_jax_random():
         key = jax.random.key(2)
         np.testing.assert_array_equal(np.asarray(threefry.bits(key, 10)),
                                       np.asarray(jax.random.bits(key, (10,), jnp.uint32)))
+
+
+@pytest.mark.parametrize("impl", ["threefry2x32", "rbg"])  # the fused hash, and the fallback's draw and slice
+def test_a_slice_of_a_draw_is_drawn_alone(impl):
+    key = jax.random.key(5, impl=impl)
+    whole = np.asarray(jax.random.bits(key, (40,), jnp.uint32))
+    for start, n in ((0, 40), (0, 7), (13, 20), (39, 1)):
+        np.testing.assert_array_equal(np.asarray(threefry.bits(key, n, start=start, total=40)), whole[start:start + n])
+    traced = jax.jit(lambda s: threefry.bits(key, 6, start=s, total=40))(jnp.int32(21))  # a traced start
+    np.testing.assert_array_equal(np.asarray(traced), whole[21:27])
