@@ -1,8 +1,9 @@
 """Data parallelism: a 1-D ``("batch",)`` mesh over the devices that split each batch, on one process or many.
 
 ``fit`` replicates the training state over the mesh and shards each batch
-along it (``NamedSharding``); XLA inserts the gradient all-reduce. The
-mathematics is one device's; only the order of summation differs.
+along it (``NamedSharding``); the gradients are summed over the mesh as
+:func:`all_reduce_for` decides. The mathematics is one device's; only the
+order of summation differs.
 
 Several processes (one per host or GPU) join JAX's multi-controller runtime
 with :func:`initialize` before any computation; the mesh then spans every
