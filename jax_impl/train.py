@@ -310,6 +310,20 @@ def train_epoch(calls: dict, state, loss_sum, data: tuple, order, shift, *, step
     return state, loss_sum, warm, done
 
 
+def _donatable(state, keep):
+    """``state`` with a copy of every array that is also in ``keep`` or earlier in ``state``: each array left is
+    donated once, and none the caller holds. The optimizer's fresh state is not copied (for VGG16 1 GB less)."""
+    seen = {id(leaf) for leaf in jax.tree.leaves(keep)}
+
+    def own(x):
+        if id(x) in seen:
+            return jnp.copy(x)
+        seen.add(id(x))
+        return x
+
+    return jax.tree.map(own, state)
+
+
 def fit(
     model: nnx.Module,
     images: np.ndarray,
@@ -377,7 +391,7 @@ def fit(
         lr_at = lambda step: None  # noqa: E731 - the caller's schedule is not ours to read
     opt = nnx.Optimizer(model, optimizer, wrt=getattr(model, "trainable", nnx.Param))  # frozen layers: not in it
     graphdef, state = nnx.split((training_view(model), opt))  # the model's own mode is left as it is
-    state = jax.tree.map(jnp.copy, state)  # donated below; keep the model's own arrays valid
+    state = _donatable(state, keep=nnx.state(model))  # donated below; the model's own arrays stay valid
     mesh = batch_mesh(batch_size, config.devices)
     replicated = NamedSharding(mesh, P()) if mesh else jax.local_devices()[0]
     by_batch = NamedSharding(mesh, P(None, "batch")) if mesh else jax.local_devices()[0]  # [steps, B, ...]

@@ -33,6 +33,24 @@ def torch_default_bias_init(fan_in: int):
     return init
 
 
+def initialized(make: Callable[[], M]) -> M:
+    """What ``make()`` builds, every array of it computed in one compiled call. Built eagerly, each initialiser
+    and random split compiles and runs on its own, seconds on a CPU; here the constructor is traced once.
+
+    The same values bit for bit only where XLA, compiling the draws together, rounds as the eager ones did:
+    tested for the models built so (a model's ``compiled_init``; docs/performance.md, "Drawing the initial
+    weights")."""
+    built = {}
+
+    def state():  # one trace: the structure kept, the whole state computed
+        graphdef, state = nnx.split(make())
+        built["graphdef"] = graphdef
+        return state
+
+    state = jax.jit(state)()
+    return nnx.merge(built["graphdef"], state)
+
+
 def without_weights(make: Callable[[], M]) -> M:
     """What ``make()`` builds, its parameters left as shapes and dtypes (``nnx.eval_shape``) and the rest of its
     state (random streams and their counts) exactly as ``make()`` sets it. For a model whose every parameter is set

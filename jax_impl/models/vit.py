@@ -140,6 +140,11 @@ class ViT(nnx.Module):
     ``[B, T, D]`` and ``pre_logits`` ``[B, D]``, for block-by-block checks.
     """
 
+    #: Build it eagerly rather than in one compiled call (``jax_impl.models.init.initialized``): eagerly, its
+    #: identical blocks reuse each initialiser's compilation; compiled whole, XLA compiles every block's draws
+    #: (docs/performance.md, "Drawing the initial weights").
+    compiled_init = False
+
     #: parameters kept out of weight decay besides norms and biases
     no_weight_decay = ("cls_token", "pos_embed")
 

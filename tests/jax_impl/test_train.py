@@ -79,3 +79,18 @@ def test_a_signal_stops_at_a_step_and_resuming_gives_the_same_model(mnist, tmp_p
     with pytest.raises(CheckpointError, match="its test is 1, this run's is 2"):
         train.fit(CNN(rngs=nnx.Rngs(0)), images, labels, config, progress=False,
                   checkpointing=Checkpointing(tmp_path / "ckpt", resume=True, identity={"test": 2}))
+
+
+def test_only_arrays_the_caller_holds_or_repeats_are_copied_before_donation():
+    import jax.numpy as jnp
+
+    from jax_impl.train import _donatable
+
+    held, fresh = jnp.ones(3), jnp.zeros(2)
+    state = {"model": held, "mu": fresh, "again": fresh, "nu": jnp.zeros(2)}
+    out = _donatable(state, keep={"w": held})
+    assert out["nu"] is state["nu"]  # fit's own: donated as it is
+    assert out["model"] is not held  # the caller's: a copy
+    assert [out[k] is fresh for k in ("again", "mu")] == [True, False]  # one array twice: the second a copy
+    np.testing.assert_array_equal(out["model"], held)
+    np.testing.assert_array_equal(out["mu"], fresh)
