@@ -44,9 +44,9 @@ class VGG16(nnx.Module):
     convolutions, pooling, dense layers and dropout; ``"auto"``: tuned on the CPU backend).
     """
 
-    #: Built eagerly, not in one compiled call (``jax_impl.models.init.initialized``): compiled, XLA folds the
-    #: dense layers' N(0, 0.01) scaling into the normal draw and rounds a quarter of those weights differently
-    #: (docs/performance.md, "Drawing the initial weights").
+    #: Built eagerly, not in one compiled call (``jax_impl.models.init.initialized``): compiled together, the
+    #: dense layers' N(0, 0.01) draws and their scaling round differently, a quarter of those weights one unit
+    #: in the last place off (docs/performance.md, "Drawing the initial weights").
     compiled_init = False
 
     def __init__(self, *, num_classes: int = 1000, dropout: float = 0.5, kernels: str = "auto", dtype=None,
