@@ -133,18 +133,15 @@ class JaxBackend:
         dtype = None if settings.precision == "float32" else self.jax.numpy.dtype(settings.precision)
         if spec.finetune:
             return self._build_port(spec, settings, dtype, progress)
-        args, cls = (settings.variant,) if settings.variant else (), import_object(spec.jax)
+        from jax_impl.models.init import build, check_weights_set, without_weights
 
-        def make():
-            return cls(*args, kernels=settings.kernels, dtype=dtype, rngs=self.nnx.Rngs(settings.seed))
-
-        from jax_impl.models.init import check_weights_set, initialized, without_weights
-
-        if settings.weights in (None, "none"):  # make()'s weights, in one compiled call where that is faster
-            return initialized(make) if getattr(cls, "compiled_init", True) else make()
+        cls, args = import_object(spec.jax), (settings.variant,) if settings.variant else ()
+        kwargs = dict(kernels=settings.kernels, dtype=dtype)
+        if settings.weights in (None, "none"):
+            return build(cls, *args, **kwargs, seed=settings.seed)
         from jax_impl.models import load_weights  # a warm start: the exported weights, this seed's dropout stream
 
-        model = without_weights(make)
+        model = without_weights(lambda: cls(*args, **kwargs, rngs=self.nnx.Rngs(settings.seed)))
         model.weights_info = WarmStart.of(settings.weights, load_weights(model, settings.weights))
         check_weights_set(model)
         return model
@@ -155,13 +152,11 @@ class JaxBackend:
         left out and the new head keeps its random weights, a 10-class file (a fine-tuned one) loads whole, and
         any other file is refused, as the PyTorch side refuses it."""
         from jax_impl.models import MNISTClassifier
-        from jax_impl.models.init import initialized
+        from jax_impl.models.init import build
         from jax_impl.models.layout import ConversionError, from_canonical, table
 
-        cls = import_object(spec.jax)
-        make = lambda: cls(num_classes=10, kernels=settings.kernels, dtype=dtype,  # noqa: E731
-                           rngs=self.nnx.Rngs(settings.seed))
-        net = initialized(make) if getattr(cls, "compiled_init", True) else make()
+        net = build(import_object(spec.jax), num_classes=10, kernels=settings.kernels, dtype=dtype,
+                    seed=settings.seed)
         model = MNISTClassifier(net, settings.model, settings.image_size, freeze_features=settings.freeze_features)
         state, info = torchvision_weights(settings.model, settings.weights, progress=progress)
         if state is not None:

@@ -251,7 +251,7 @@ class TrainStep:
                                weight_decay=config.weight_decay)
         opt = nnx.Optimizer(model, tx, wrt=getattr(model, "trainable", nnx.Param))
         graphdef, state = nnx.split((training_view(model), opt))
-        self.state = jax.tree.map(jnp.copy, state)  # donated at each call
+        self.state = _donatable(state, keep=nnx.state(model))  # donated at each call
         self.x, self.y = jax.device_put(normalize(images)), jax.device_put(np.asarray(labels, np.int32))
         batch = (jnp.arange(len(images), dtype=jnp.int32)[None],  # order [1, B]: the batch as given
                  jnp.zeros((1, len(images), 2), jnp.int8))  # shifts [1, B, 2]: none
@@ -312,7 +312,8 @@ def train_epoch(calls: dict, state, loss_sum, data: tuple, order, shift, *, step
 
 def _donatable(state, keep):
     """``state`` with a copy of every array that is also in ``keep`` or earlier in ``state``: each array left is
-    donated once, and none the caller holds. The optimizer's fresh state is not copied (for VGG16 1 GB less)."""
+    donated once, and none the caller holds. The optimizer's fresh state is not copied: for Adam two copies of
+    the parameters less in memory (1.07 GB for VGG16)."""
     seen = {id(leaf) for leaf in jax.tree.leaves(keep)}
 
     def own(x):

@@ -51,6 +51,17 @@ def initialized(make: Callable[[], M]) -> M:
     return nnx.merge(built["graphdef"], state)
 
 
+def build(cls: Callable[..., M], *args, seed: int, **kwargs) -> M:
+    """``cls(*args, **kwargs, rngs=nnx.Rngs(seed))`` with its initial weights: in one compiled call
+    (:func:`initialized`), unless the class sets ``compiled_init = False`` (eager is faster for it, or rounds
+    differently). The runner's way to build a model it trains from random weights. (The ``Rngs`` is made inside
+    the call: one made outside cannot be drawn from inside a compiled one.)"""
+    def make():
+        return cls(*args, **kwargs, rngs=nnx.Rngs(seed))
+
+    return initialized(make) if getattr(cls, "compiled_init", True) else make()
+
+
 def without_weights(make: Callable[[], M]) -> M:
     """What ``make()`` builds, its parameters left as shapes and dtypes (``nnx.eval_shape``) and the rest of its
     state (random streams and their counts) exactly as ``make()`` sets it. For a model whose every parameter is set

@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from jax_impl.models import CNN, AlexNet, VGG16, ViT
+from jax_impl.models import init
 from jax_impl.models.init import initialized
 
 MAKERS = {
@@ -19,9 +20,18 @@ MAKERS = {
 SEEDS = {"cnn": (0, 3, 12345), "alexnet": (0, 1)}
 
 
-def test_which_models_are_built_in_one_compiled_call():
-    assert [cls.__name__ for cls in (CNN, AlexNet, VGG16, ViT) if getattr(cls, "compiled_init", True)] == [
-        "CNN", "AlexNet"]
+def test_the_runner_builds_the_eager_weights_of_every_model_and_compiles_where_it_may(monkeypatch):
+    """``build``, the runner's way: every model's weights are the eager ones; CNN and AlexNet go through one
+    compiled call, VGG16 and the ViT (``compiled_init = False``) are built eagerly."""
+    compiled = []
+    monkeypatch.setattr(init, "initialized", lambda make: compiled.append(type(make()).__name__) or initialized(make))
+    makers = {CNN: {}, AlexNet: {"num_classes": 10}, VGG16: {"num_classes": 10}, ViT: {"variant": "tiny/7"}}
+    for cls, kwargs in makers.items():
+        built, eager = init.build(cls, **kwargs, seed=2), cls(**kwargs, rngs=nnx.Rngs(2))
+        for x, y in zip(jax.tree.leaves(_plain(nnx.state(built))), jax.tree.leaves(_plain(nnx.state(eager))),
+                        strict=True):
+            np.testing.assert_array_equal(x, y, err_msg=cls.__name__)
+    assert compiled == ["CNN", "AlexNet"]
 
 
 def _plain(tree):
