@@ -24,7 +24,12 @@ def test_the_runner_builds_the_eager_weights_of_every_model_and_compiles_where_i
     """``build``, the runner's way: every model's weights are the eager ones; CNN and AlexNet go through one
     compiled call, VGG16 and the ViT (``compiled_init = False``) are built eagerly."""
     compiled = []
-    monkeypatch.setattr(init, "initialized", lambda make: compiled.append(type(make()).__name__) or initialized(make))
+    def recorded(make):
+        model = initialized(make)
+        compiled.append(type(model).__name__)
+        return model
+
+    monkeypatch.setattr(init, "initialized", recorded)
     makers = {CNN: {}, AlexNet: {"num_classes": 10}, VGG16: {"num_classes": 10}, ViT: {"variant": "tiny/7"}}
     for cls, kwargs in makers.items():
         built, eager = init.build(cls, **kwargs, seed=2), cls(**kwargs, rngs=nnx.Rngs(2))
