@@ -10,8 +10,11 @@ Hence three settings:
 * ``M_MMAP_MAX = 0``: no allocation is served by its own ``mmap``;
 * ``M_ARENA_MAX = 1``: every thread allocates from the main heap (which grows
   without that 64 MiB limit);
-* ``M_TRIM_THRESHOLD = 1 GiB``: freed memory at the top of the heap is kept
-  rather than handed back to the kernel at once.
+* ``M_TRIM_THRESHOLD = -1``: freed memory at the top of the heap is never
+  handed back to the kernel (glibc's documented value for "no trimming"). A
+  threshold of 1 GiB was not enough for VGG16: with steps dispatched ahead,
+  over a GiB came free at the heap's top once a step, was trimmed, and the
+  next step faulted it in again (some 108,000 page faults a step).
 
 The cost: the process keeps its peak heap instead of returning it between
 steps. The runner applies this once per process, before any framework loads,
@@ -36,7 +39,7 @@ M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
 SETTINGS = {
     "M_MMAP_MAX": (M_MMAP_MAX, 0, "MALLOC_MMAP_MAX_"),
     "M_ARENA_MAX": (M_ARENA_MAX, 1, "MALLOC_ARENA_MAX"),
-    "M_TRIM_THRESHOLD": (M_TRIM_THRESHOLD, 1 << 30, "MALLOC_TRIM_THRESHOLD_"),
+    "M_TRIM_THRESHOLD": (M_TRIM_THRESHOLD, -1, "MALLOC_TRIM_THRESHOLD_"),  # -1: never trim
 }
 
 _applied: dict | None = None
