@@ -30,29 +30,42 @@ VARIANTS = {"XLA": tuned_conv._conv, "canonical": tuned_conv._conv_canonical_gra
             "patches": tuned_conv._conv_as_product}
 
 
-def shapes(model, x) -> list[tuple[tuple, tuple, int, int, int]]:
-    """``(input shape, kernel shape, stride, padding, count)`` of each distinct 2-D convolution ``model(x)`` runs
-    (square strides and symmetric paddings, as the models here have), in the order first run."""
+def count_equations(model, x, key_of: Callable) -> Counter:
+    """How often each ``key_of(equation)`` occurs in ``model(x)``'s computation (nested ones included), in the
+    order first run; equations whose key is None are skipped. The per-layer timings read a model's layers so."""
     found: Counter = Counter()
 
     def visit(jaxpr):
         for eqn in jaxpr.eqns:
-            if eqn.primitive.name == "conv_general_dilated":
-                (top, _), _ = eqn.params["padding"]
-                found[(tuple(eqn.invars[0].aval.shape), tuple(eqn.invars[1].aval.shape),
-                       eqn.params["window_strides"][0], top)] += 1
+            key = key_of(eqn)
+            if key is not None:
+                found[key] += 1
             for sub in jax.extend.core.jaxprs_in_params(eqn.params):
                 visit(sub)
 
     visit(jax.make_jaxpr(model)(x).jaxpr)
-    return [(*key, n) for key, n in found.items()]
+    return found
+
+
+def shapes(model, x) -> list[tuple[tuple, tuple, int, int, int]]:
+    """``(input shape, kernel shape, stride, padding, count)`` of each distinct 2-D convolution ``model(x)`` runs
+    (square strides and symmetric paddings, as the models here have), in the order first run."""
+    def key_of(eqn):
+        if eqn.primitive.name != "conv_general_dilated":
+            return None
+        (top, _), _ = eqn.params["padding"]
+        return (tuple(eqn.invars[0].aval.shape), tuple(eqn.invars[1].aval.shape), eqn.params["window_strides"][0],
+                top)
+
+    return [(*key, n) for key, n in count_equations(model, x, key_of).items()]
 
 
 Timer = Callable[[Callable[[], object]], float]  # seconds of a synchronised call, however the caller takes them
 
 
-def _timed_ms(fn, time_s: Timer) -> float:
-    fn()  # compiles (JAX), warms up (PyTorch)
+def timed_ms(fn, time_s: Timer) -> float:
+    """Milliseconds of ``fn`` by ``time_s``, after one call that compiles (JAX) or warms up (PyTorch)."""
+    fn()
     return 1000 * time_s(fn)
 
 
@@ -62,7 +75,7 @@ def _jax_ms(variant, x_shape, k_shape, stride: int, padding: int, time_s: Timer)
     out = jax.eval_shape(lambda x, k: tuned_conv._conv(x, k, stride, padding), x, kernel)
     cotangent = jax.random.normal(keys[2], out.shape)
     step = jax.jit(jax.grad(lambda x, k: jnp.vdot(variant(x, k, stride, padding), cotangent), argnums=(0, 1)))
-    return _timed_ms(lambda: jax.block_until_ready(step(x, kernel)), time_s)
+    return timed_ms(lambda: jax.block_until_ready(step(x, kernel)), time_s)
 
 
 def _torch_ms(x_shape, k_shape, stride: int, padding: int, time_s: Timer) -> float:
@@ -80,7 +93,7 @@ def _torch_ms(x_shape, k_shape, stride: int, padding: int, time_s: Timer) -> flo
         x.grad = kernel.grad = None
         F.conv2d(x, kernel, stride=stride, padding=padding).backward(cotangent)
 
-    return _timed_ms(step, time_s)
+    return timed_ms(step, time_s)
 
 
 def table(model, x, *, frameworks: list[str], time_s: Timer) -> tuple[list[str], list[list[str]]]:

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--convolutions", action="store_true",
                    help="instead of whole steps, time each of the model's convolutions (forward and both "
                    "gradients) in every JAX variant and in PyTorch: benchmarks.convolutions (default: off)")
+    p.add_argument("--dense", action="store_true",
+                   help="instead of whole steps, time each of the model's dense layers (the forward product and "
+                   "both gradients' products) in JAX and in PyTorch: benchmarks.dense (default: off)")
     return p
 
 
@@ -204,11 +207,15 @@ def _main(argv: list[str]) -> int:
         base = resolve(args.model, "cpu", given | ({"optimizer": args.optimizer} if args.optimizer else {}))
     except ConfigError as err:
         raise UsageError(f"{flag(err.field)} {err.problem}") from None
+    if args.convolutions and args.dense:
+        raise UsageError("--convolutions and --dense each replace the step table: give one")
     for fw in frameworks:
         plan.modes(args, base, fw)  # every combination checked before any model is built
     keep_large_buffers()  # as the runner does, for both frameworks
     if args.convolutions:
         return _convolutions(base, frameworks, args)
+    if args.dense:
+        return _dense(base, frameworks, args)
     data = load_mnist()
     images, labels = data.train_images[: args.batch_size], data.train_labels[: args.batch_size]  # one batch
     backends = {fw: BACKENDS[fw](args.device) for fw in frameworks}
@@ -240,27 +247,47 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-def _convolutions(base: Settings, frameworks: list[str], args) -> int:
-    """``--convolutions``: the model's convolutions, one row per shape, every variant side by side."""
-    from benchmarks import convolutions
+def _per_layer(base: Settings, frameworks: list[str], args, make_table, what: str) -> tuple[list, list]:
+    """Build the stock model (its computation names the layers), print ``make_table``'s table of them under a
+    title saying ``what`` was timed, and return its header and rows."""
+    import jax.numpy as jnp
 
     backend = BACKENDS["jax"](args.device)
     model = backend.build(MODELS[base.model], backend.resolve(base.replace(kernels="stock")), progress=False)
     model.eval()
-    import jax.numpy as jnp
-
-    header, rows = convolutions.table(model, jnp.zeros((args.batch_size, 28, 28, 1)), frameworks=frameworks,
-                                      time_s=lambda fn: _time(fn, args.steps, lambda: None))
+    header, rows = make_table(model, jnp.zeros((args.batch_size, 28, 28, 1)), frameworks=frameworks,
+                              time_s=lambda fn: _time(fn, args.steps, lambda: None))
     size = f" at {base.image_size} px" if base.image_size else ""
-    print(f"{base.model}{size}, batch {args.batch_size}: each convolution's forward pass and both gradients, median "
-          f"of {args.steps} calls, on {backend.device()}")
+    print(f"{base.model}{size}, batch {args.batch_size}: {what}, median of {args.steps} calls, on {backend.device()}")
     print(table(header, rows))
+    return header, rows
+
+
+def _convolutions(base: Settings, frameworks: list[str], args) -> int:
+    """``--convolutions``: the model's convolutions, one row per shape, every variant side by side."""
+    from benchmarks import convolutions
+
+    header, rows = _per_layer(base, frameworks, args, convolutions.table,
+                              "each convolution's forward pass and both gradients")
     totals = {c.removesuffix(" (ms)"): convolutions.total_ms(rows, header, c) for c in header if c.endswith("(ms)")}
     if "jax" in frameworks:
         totals["tuned"] = convolutions.tuned_total_ms(rows, header)
     if rows:
         print("\nSummed over the model's convolutions (ms): "
               + ", ".join(f"{name} {ms:.0f}" for name, ms in totals.items()))
+    return 0
+
+
+def _dense(base: Settings, frameworks: list[str], args) -> int:
+    """``--dense``: the model's dense layers, one row per shape, each product in each framework."""
+    from benchmarks import dense
+
+    header, rows = _per_layer(base, frameworks, args, dense.table,
+                              "each dense layer's forward product and both gradients' products")
+    if rows:
+        print("\nSummed over the model's dense layers, the three products (ms): "
+              + ", ".join(f"{label} {dense.total_ms(rows, header, label):.0f}"
+                          for fw, label in (("jax", "JAX"), ("torch", "PyTorch")) if fw in frameworks))
     return 0
 
 

@@ -14,7 +14,7 @@ Hence three settings:
   handed back to the kernel (glibc's documented value for "no trimming"). A
   threshold of 1 GiB was not enough for VGG16: with steps dispatched ahead,
   over a GiB came free at the heap's top once a step, was trimmed, and the
-  next step faulted it in again (some 108,000 page faults a step).
+  next step faulted it in again (a fifth of its speed lost).
 
 The cost: the process keeps its peak heap instead of returning it between
 steps. The runner applies this once per process, before any framework loads,

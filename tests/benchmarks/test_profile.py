@@ -61,6 +61,7 @@ def test_ceiling_rows_per_framework_and_precision():
     (["--steps", "0"], "--steps and --top must be at least 1"),
     (["--top", "0"], "--steps and --top must be at least 1"),
     (["--precision", "float16"], "--precision"),
+    (["--convolutions", "--dense"], "--convolutions and --dense each replace the step table"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, needle):
     assert_one_line_error(run_cli(*args, module="benchmarks.profile"), re.sub(r"\s+", " ", needle))
@@ -77,6 +78,31 @@ def test_convolutions_lists_each_distinct_convolution_with_every_variant():
     assert all(float(v) > 0 for r in rows for v in (r[4], r[5], r[6], r[8])) and {r[7] for r in rows} == {"XLA"}
     assert re.search(r"Summed over the model's convolutions \(ms\): XLA [\d.]+, canonical [\d.]+, patches [\d.]+, "
                      r"PyTorch [\d.]+, tuned [\d.]+", proc.stdout), proc.stdout
+
+
+def test_dense_lists_each_dense_layer_with_its_three_products_in_both_frameworks():
+    """The CNN's two dense layers read from its computation, each product timed in JAX and PyTorch, and the sums
+    printed."""
+    proc = run_cli("--model", "cnn", "--dense", "--batch-size", "8", "--steps", "1", module="benchmarks.profile")
+    assert proc.returncode == 0, proc.stderr
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in proc.stdout.splitlines()
+            if re.match(r"\| 8 ", line)]
+    assert [r[:3] for r in rows] == [["8", "3136x128", "1"], ["8", "128x10", "1"]]
+    assert all(len(r) == 9 and float(v) >= 0 for r in rows for v in r[3:]) and all(float(r[3]) > 0 for r in rows)
+    assert re.search(r"Summed over the model's dense layers, the three products \(ms\): JAX [\d.]+, PyTorch [\d.]+",
+                     proc.stdout), proc.stdout
+
+
+def test_dense_shapes_come_from_the_models_own_computation():
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from benchmarks.dense import shapes
+    from jax_impl.models import AlexNet, MNISTClassifier
+
+    net = MNISTClassifier(AlexNet(num_classes=10, kernels="stock", rngs=nnx.Rngs(0)), "alexnet", 63)
+    net.eval()
+    assert shapes(net, jnp.zeros((2, 28, 28, 1))) == [(2, 9216, 4096, 1), (2, 4096, 4096, 1), (2, 4096, 10, 1)]
 
 
 def test_convolution_shapes_come_from_the_models_own_computation():
