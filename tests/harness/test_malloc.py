@@ -36,8 +36,8 @@ print(json.dumps({"applied": applied, "again": again,
 
 def _faults(mode: str, env: dict | None = None, *, size: int = 64 << 20, rounds: int = 20) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | (env or {})
-    proc = subprocess.run([sys.executable, "-c", CODE, mode, str(size), str(rounds)], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, check=False, env=env | {"PYTHONPATH": str(REPO)})
+    proc = subprocess.run([sys.executable, "-c", CODE, mode, str(size), str(rounds)], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, check=False, env=env | {"PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
